@@ -1,0 +1,1 @@
+//! Hand-written kernels shared by the mlc backends.
