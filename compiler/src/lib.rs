@@ -1,1 +1,4 @@
-//! The mlc compiler.
+//! The mlc compiler: lowering from the language to Graph IR, passes, packaging.
+
+pub mod driver;
+pub mod lower;

@@ -1,0 +1,63 @@
+//! The compile pipeline as one call: load the `.dsl` file with its imports, lower the model,
+//! verify, and run the standard passes.
+
+use std::path::Path;
+
+use mlc_dsl::source::render_all;
+use mlc_dsl::{LoadError, Program, SourceMap};
+use mlc_ir::Module;
+
+use crate::lower::{LowerOptions, lower_program};
+
+/// Why a compilation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The root file could not be read.
+    #[error("{0}")]
+    Io(String),
+    /// Errors in the user's program, rendered as `file:line:col: error: ...` blocks.
+    #[error("{rendered}")]
+    Program { rendered: String, count: usize },
+    /// The compiler produced an invalid graph: a bug in mlc.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A loaded and lowered program.
+pub struct Compiled {
+    pub program: Program,
+    /// The module straight out of lowering, before any pass.
+    pub module: Module,
+}
+
+/// Loads and lowers `path`, and verifies the result.
+pub fn compile_file(path: &Path, opts: &LowerOptions) -> Result<Compiled, CompileError> {
+    let program = mlc_dsl::load_file(path).map_err(load_error)?;
+    finish(program, opts)
+}
+
+/// Loads and lowers a program given as text (`name` is shown in diagnostics).
+pub fn compile_source(name: &str, text: &str, opts: &LowerOptions) -> Result<Compiled, CompileError> {
+    let program = mlc_dsl::load_source(name, text).map_err(load_error)?;
+    finish(program, opts)
+}
+
+fn finish(program: Program, opts: &LowerOptions) -> Result<Compiled, CompileError> {
+    let module = lower_program(&program, opts).map_err(|diags| program_error(&program.sources, &diags))?;
+    if let Err(errs) = mlc_ir::verify_module(&module) {
+        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        return Err(CompileError::Internal(format!("the lowered graph does not verify:\n{}", msgs.join("\n"))));
+    }
+    Ok(Compiled { program, module })
+}
+
+fn program_error(sources: &SourceMap, diags: &[mlc_dsl::Diagnostic]) -> CompileError {
+    CompileError::Program { rendered: render_all(diags, sources), count: diags.len() }
+}
+
+fn load_error(e: LoadError) -> CompileError {
+    match e {
+        LoadError::Io { .. } => CompileError::Io(e.render()),
+        other => CompileError::Program { rendered: other.render(), count: other.diagnostics().len().max(1) },
+    }
+}
