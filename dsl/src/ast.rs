@@ -263,7 +263,10 @@ pub enum ExprKind {
     Tuple(Vec<Expr>),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
-    Call { callee: Box<Expr>, args: Vec<Arg> },
+    Call {
+        callee: Box<Expr>,
+        args: Vec<Arg>,
+    },
     /// `a.b`
     Field(Box<Expr>, Ident),
     /// `x[items]`

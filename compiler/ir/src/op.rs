@@ -94,8 +94,10 @@ pub enum LiteralData {
 }
 
 impl Literal {
-    /// A scalar float literal of the given float dtype.
+    /// A scalar float literal of the given float dtype. For `f32` the value is rounded to the
+    /// nearest `f32`, so that it is exactly representable (the verifier checks this).
     pub fn float(dtype: DType, v: f64) -> Literal {
+        let v = if dtype == DType::F32 { v as f32 as f64 } else { v };
         Literal {
             dtype,
             shape: vec![],

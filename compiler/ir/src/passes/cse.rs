@@ -1,0 +1,50 @@
+//! `cse`: common subexpression elimination within one graph level.
+
+use std::collections::HashMap;
+
+use super::{Pass, replace_node};
+use crate::graph::{Graph, NodeId, Value};
+use crate::op::Op;
+use crate::text::{body_key, op_head};
+
+/// Merges nodes with the same op, attributes, operands and result types into the first of them
+/// (in topological order, keeping its origin). Every op is pure (RNG is counter-based), so
+/// `rng_uniform`, `param` and `loop` nodes merge too; `input` nodes never do. Loop bodies are
+/// separate scopes: nothing merges across a body boundary. Attributes compare by their exact
+/// text form, so `0.0` and `-0.0` constants stay apart.
+pub struct Cse;
+
+impl Pass for Cse {
+    fn name(&self) -> &'static str {
+        "cse"
+    }
+
+    fn run(&self, g: &mut Graph) -> bool {
+        let Ok(order) = g.topo_order() else { return false };
+        let mut seen: HashMap<String, NodeId> = HashMap::new();
+        let mut changed = false;
+        for n in order {
+            let node = &g.dag[n];
+            if matches!(node.op, Op::Input { .. }) {
+                continue;
+            }
+            let mut key = format!("{}|{:?}|{:?}", op_head(&node.op), g.operands(n), node.outputs);
+            if let Op::Loop(l) = &node.op {
+                key.push_str(&body_key(&l.body));
+            }
+            match seen.get(&key) {
+                Some(&first) => {
+                    let by: Vec<Value> = (0..node.outputs.len() as u32)
+                        .map(|index| Value { node: first, index })
+                        .collect();
+                    replace_node(g, n, &by);
+                    changed = true;
+                }
+                None => {
+                    seen.insert(key, n);
+                }
+            }
+        }
+        changed
+    }
+}

@@ -1,0 +1,274 @@
+//! The subcommands.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use mlc_compiler::driver::{Compiled, compile_file};
+use mlc_compiler::lower::LowerOptions;
+use mlc_ir::{Bindings, Module, passes};
+use mlc_runtime::{RunOptions, Tensor, Weights, safetensors_io};
+
+use crate::CliError;
+use crate::example::Example;
+use crate::options::{Backend, BuildArgs, CheckArgs, DumpArgs, Emit, InitInputsArgs, InitWeightsArgs, ModelArgs, RunArgs};
+
+/// Splits `NAME=VALUE` items (each item may hold several, comma-separated).
+pub fn parse_pairs(items: &[String], what: &str) -> Result<Vec<(String, String)>, CliError> {
+    let mut out = Vec::new();
+    for item in items.iter().flat_map(|s| s.split(',')).filter(|s| !s.trim().is_empty()) {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(CliError::user(format!("error: bad {what} `{item}`: expected NAME=VALUE")));
+        };
+        out.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok(out)
+}
+
+/// Parses `--bind B=2,T=16` into dim bindings.
+pub fn parse_bindings(items: &[String]) -> Result<Bindings, CliError> {
+    let mut b = Bindings::new();
+    for (k, v) in parse_pairs(items, "binding")? {
+        let n: i64 = v.parse().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            CliError::user(format!("error: bad size `{v}` for dim `{k}`: expected a non-negative integer"))
+        })?;
+        b.insert(k, n);
+    }
+    Ok(b)
+}
+
+/// Parses `--range tokens=256` into integer input bounds.
+pub fn parse_ranges(items: &[String]) -> Result<HashMap<String, i64>, CliError> {
+    let mut r = HashMap::new();
+    for (k, v) in parse_pairs(items, "range")? {
+        let n: i64 = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            CliError::user(format!("error: bad range `{v}` for input `{k}`: expected a positive integer"))
+        })?;
+        r.insert(k, n);
+    }
+    Ok(r)
+}
+
+fn lower_options(set: &[String], entry: Option<&str>) -> Result<LowerOptions, CliError> {
+    Ok(LowerOptions { overrides: parse_pairs(set, "--set")?, entries: entry.map(|e| vec![e.to_string()]).unwrap_or_default() })
+}
+
+fn compile(m: &ModelArgs, entry: Option<&str>) -> Result<Compiled, CliError> {
+    Ok(compile_file(&m.file, &lower_options(&m.set, entry)?)?)
+}
+
+/// Runs the standard pipeline and checks that the result still verifies.
+pub fn optimize(module: &mut Module) -> Result<(), CliError> {
+    passes::run_pipeline(module, None, |_, _| {}).map_err(|e| CliError::Internal(e.to_string()))?;
+    verify(module, "the pass pipeline")
+}
+
+fn verify(module: &Module, after: &str) -> Result<(), CliError> {
+    mlc_ir::verify_module(module).map_err(|errs| {
+        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        CliError::Internal(format!("the graph does not verify after {after}:\n{}", msgs.join("\n")))
+    })
+}
+
+pub fn check(a: &CheckArgs) -> Result<(), CliError> {
+    let c = compile(&a.model, None)?;
+    let m = &c.module;
+    let elements: u64 = m.params.iter().map(|p| p.shape.iter().product::<u64>()).sum();
+    if m.functions.is_empty() && m.name.is_empty() {
+        println!("ok: {} (no model; {} file(s) checked)", a.model.file.display(), c.program.files.len());
+        return Ok(());
+    }
+    println!("ok: model {} with {} parameter tensor(s), {} weights", m.name, m.params.len(), elements);
+    for f in &m.functions {
+        let ins: Vec<String> = f.graph.inputs.iter().map(|n| {
+            let node = f.graph.node(*n);
+            format!("{}: {}", node.origin.name, node.outputs[0])
+        }).collect();
+        let outs: Vec<String> = f.graph.outputs.iter().map(|(n, v)| format!("{n}: {}", f.graph.ty(*v))).collect();
+        println!("  entry {}({}) -> ({}), {} nodes", f.name, ins.join(", "), outs.join(", "), count_nodes(&f.graph));
+    }
+    Ok(())
+}
+
+/// Nodes including those in loop bodies.
+fn count_nodes(g: &mlc_ir::Graph) -> usize {
+    g.dag.node_weights().map(|n| 1 + if let mlc_ir::Op::Loop(l) = &n.op { count_nodes(&l.body) } else { 0 }).sum()
+}
+
+/// The module after the stage `after` (`lower`, a pass name, or the full pipeline when None),
+/// with every stage printed under a header when `after` is `all`.
+fn staged(a: &DumpArgs, mut print_stage: impl FnMut(&str, &Module)) -> Result<Module, CliError> {
+    let c = compile(&a.model, a.entry.as_deref())?;
+    let mut module = c.module;
+    match a.after.as_deref() {
+        Some("lower") => print_stage("lower", &module),
+        Some("all") => {
+            print_stage("lower", &module);
+            passes::run_pipeline(&mut module, None, |name, m| print_stage(name, m)).map_err(|e| CliError::user(format!("error: {e}")))?;
+        }
+        upto => {
+            let mut last = None;
+            passes::run_pipeline(&mut module, upto, |name, _| last = Some(name.to_string()))
+                .map_err(|e| CliError::user(format!("error: {e} (or `lower`, `all`)")))?;
+            print_stage(last.as_deref().unwrap_or("lower"), &module);
+        }
+    }
+    verify(&module, "the passes")?;
+    Ok(module)
+}
+
+pub fn dump_ir(a: &DumpArgs) -> Result<(), CliError> {
+    let all = a.after.as_deref() == Some("all");
+    staged(a, |stage, m| {
+        if all {
+            println!("// ---- after {stage} ----");
+        }
+        print!("{}", mlc_ir::print_module(m));
+    })?;
+    Ok(())
+}
+
+pub fn dot(a: &DumpArgs) -> Result<(), CliError> {
+    if a.after.as_deref() == Some("all") {
+        return Err(CliError::user("error: `mlc dot` shows one stage: use `--after lower` or a pass name"));
+    }
+    let mut module = None;
+    staged(a, |_, m| module = Some(m.clone()))?;
+    let module = module.expect("a stage was printed");
+    for f in &module.functions {
+        print!("{}", mlc_ir::graph_to_dot(&f.graph, &f.name));
+    }
+    Ok(())
+}
+
+pub fn init_weights(a: &InitWeightsArgs) -> Result<(), CliError> {
+    let c = compile(&a.model, None)?;
+    let tensors = mlc_runtime::init_weights(&c.module, a.seed);
+    safetensors_io::save(&a.out, &tensors)?;
+    println!("wrote {} weight tensor(s) to {}", tensors.len(), a.out.display());
+    Ok(())
+}
+
+/// The entry to run: the one asked for, else the only one, else `forward`.
+fn pick_entry<'m>(module: &'m Module, asked: Option<&str>) -> Result<&'m mlc_ir::Function, CliError> {
+    let names = || module.functions.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ");
+    match asked {
+        Some(e) => module.function(e).ok_or_else(|| CliError::user(format!("error: no entry `{e}`; the model has {}", names()))),
+        None if module.functions.len() == 1 => Ok(&module.functions[0]),
+        None => module
+            .function("forward")
+            .ok_or_else(|| CliError::user(format!("error: the model has several entries ({}); choose one with --entry", names()))),
+    }
+}
+
+pub fn init_inputs(a: &InitInputsArgs) -> Result<(), CliError> {
+    let c = compile(&a.model, a.entry.as_deref())?;
+    let f = pick_entry(&c.module, a.entry.as_deref())?;
+    let inputs = random_inputs(f, &parse_bindings(&a.bind)?, &parse_ranges(&a.ranges)?, a.seed)?;
+    safetensors_io::save(&a.out, &inputs)?;
+    println!("wrote {} input tensor(s) for entry `{}` to {}", inputs.len(), f.name, a.out.display());
+    Ok(())
+}
+
+fn random_inputs(f: &mlc_ir::Function, bind: &Bindings, ranges: &HashMap<String, i64>, seed: u64) -> Result<Vec<(String, Tensor)>, CliError> {
+    let unbound: Vec<String> = f.graph.input_types().iter().flat_map(|t| t.shape.iter().flat_map(|d| d.symbols())).filter(|s| !bind.contains_key(s)).collect();
+    if let Some(s) = unbound.first() {
+        return Err(CliError::user(format!("error: entry `{}` needs a size for dim `{s}`: pass --bind {s}=N", f.name)));
+    }
+    Ok(mlc_runtime::init_inputs_with_ranges(f, bind, ranges, seed)?)
+}
+
+fn default_out(file: &Path, ext: &str) -> PathBuf {
+    file.with_extension(ext)
+}
+
+pub fn build(a: &BuildArgs) -> Result<(), CliError> {
+    let c = compile(&a.model, None)?;
+    let mut module = c.module;
+    optimize(&mut module)?;
+    let (text, ext) = match a.emit {
+        Emit::Package => (mlc_runtime::package::to_text(&module), "mlcpkg"),
+        Emit::Ir => (mlc_ir::print_module(&module), "mlir.txt"),
+        Emit::Dot => (module.functions.iter().map(|f| mlc_ir::graph_to_dot(&f.graph, &f.name)).collect::<String>(), "dot"),
+    };
+    let out = a.out.clone().unwrap_or_else(|| default_out(&a.model.file, ext));
+    fs::write(&out, text).map_err(|e| CliError::user(format!("error: cannot write {}: {e}", out.display())))?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Loads a module from a `.dsl` file (compiled and optimised) or a package.
+fn load_module(path: &Path, set: &[String], entry: Option<&str>) -> Result<Module, CliError> {
+    if path.extension().is_some_and(|e| e == "dsl") {
+        let c = compile_file(path, &lower_options(set, entry)?)?;
+        let mut module = c.module;
+        optimize(&mut module)?;
+        Ok(module)
+    } else {
+        if !set.is_empty() {
+            return Err(CliError::user("error: --set needs a .dsl file; a package is already compiled"));
+        }
+        Ok(mlc_runtime::package::load(path)?)
+    }
+}
+
+pub fn run(a: &RunArgs) -> Result<(), CliError> {
+    if a.backend != Backend::Interp {
+        let name = format!("{:?}", a.backend).to_lowercase();
+        return Err(CliError::user(format!("error: backend `{name}` is not available in this build of mlc; use --backend interp")));
+    }
+    let ex = if a.target.is_dir() { Some(Example::load(&a.target)?) } else { None };
+    let (model_path, mut set) = match &ex {
+        Some(e) => (e.model_path(), e.set_flags()),
+        None => (a.target.clone(), Vec::new()),
+    };
+    set.extend(a.set.iter().cloned());
+    let entry_name = a.entry.clone().or_else(|| ex.as_ref().map(|e| e.entry.clone()));
+    let module = load_module(&model_path, &set, entry_name.as_deref())?;
+    let f = pick_entry(&module, entry_name.as_deref())?;
+    let seed = a.seed.or(ex.as_ref().map(|e| e.seed)).unwrap_or(0);
+
+    let weights_path = a.weights.clone().or_else(|| ex.as_ref().and_then(|e| e.weights_path()));
+    let weights = match &weights_path {
+        Some(p) => {
+            let file = safetensors_io::load(p)?;
+            Weights::bind(&module, &file).map_err(|errs| weight_errors(p, &errs))?
+        }
+        None => {
+            if !module.params.is_empty() {
+                eprintln!("note: no --weights given; using seeded random weights (seed {seed})");
+            }
+            Weights::from_tensors(&module, mlc_runtime::init_weights(&module, seed))
+                .map_err(|errs| CliError::Internal(format!("random weights do not bind: {errs:?}")))?
+        }
+    };
+    let inputs_path = a.inputs.clone().or_else(|| ex.as_ref().and_then(|e| e.inputs_path()));
+    let inputs = match &inputs_path {
+        Some(p) => safetensors_io::load(p)?.tensors()?,
+        None => {
+            let mut bind = ex.as_ref().map(|e| e.bind.clone()).unwrap_or_default();
+            bind.extend(parse_bindings(&a.bind)?);
+            let mut ranges = ex.as_ref().map(|e| e.ranges.clone()).unwrap_or_default();
+            ranges.extend(parse_ranges(&a.ranges)?);
+            random_inputs(f, &bind, &ranges, seed)?
+        }
+    };
+    let outputs = mlc_runtime::run(&module, &f.name, &weights, &inputs, &RunOptions::default())?;
+    println!("{} `{}` via interp:", module.name, f.name);
+    for (name, t) in &inputs {
+        println!("  input  {name}: {}", t.summary());
+    }
+    for (name, t) in &outputs {
+        println!("  output {name}: {}", t.summary());
+    }
+    if let Some(out) = &a.out {
+        safetensors_io::save(out, &outputs)?;
+        println!("wrote {} output tensor(s) to {}", outputs.len(), out.display());
+    }
+    Ok(())
+}
+
+fn weight_errors(path: &Path, errs: &[mlc_runtime::WeightError]) -> CliError {
+    let lines: Vec<String> = errs.iter().map(|e| format!("error: {}: {e}", path.display())).collect();
+    CliError::user(lines.join("\n"))
+}

@@ -1,0 +1,156 @@
+//! Command-line flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// mlc: a declarative model-graph compiler.
+#[derive(Parser, Debug)]
+#[command(name = "mlc", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Parse, lower and verify a model; print a summary.
+    Check(CheckArgs),
+    /// Print the Graph IR after lowering or after a pass.
+    DumpIr(DumpArgs),
+    /// Print the Graph IR of an entry point as Graphviz DOT.
+    Dot(DumpArgs),
+    /// Write seeded random weights for a model.
+    InitWeights(InitWeightsArgs),
+    /// Write seeded random inputs for an entry point.
+    InitInputs(InitInputsArgs),
+    /// Compile a model into a package that the runtime loads without the parser.
+    Build(BuildArgs),
+    /// Run an entry point of a model, a package, or an example folder.
+    Run(RunArgs),
+}
+
+/// Flags shared by every command that compiles a `.dsl` file.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ModelArgs {
+    /// The model file.
+    pub file: PathBuf,
+    /// Override a hyperparameter of the model: `--set hidden=256` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Only this entry point.
+    #[arg(long)]
+    pub entry: Option<String>,
+    /// `lower` (no passes), a pass name (canonicalize, const-fold, cse, dce), or `all`
+    /// (every stage in turn). Default: after the whole pipeline.
+    #[arg(long)]
+    pub after: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InitWeightsArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The safetensors file to write.
+    #[arg(short = 'o', long = "out")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct InitInputsArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long)]
+    pub entry: Option<String>,
+    /// Sizes of the symbolic dims: `--bind B=2,T=16`.
+    #[arg(long, value_name = "DIM=SIZE,...")]
+    pub bind: Vec<String>,
+    /// Integer inputs are drawn from `[0, HI)`: `--range tokens=256` (default 2).
+    #[arg(long = "range", value_name = "INPUT=HI")]
+    pub ranges: Vec<String>,
+    #[arg(short = 'o', long = "out")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// What `mlc build` writes.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Emit {
+    /// A `.mlcpkg` package for the runtime.
+    #[default]
+    Package,
+    /// The optimised Graph IR text.
+    Ir,
+    /// Graphviz DOT of every entry point.
+    Dot,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Output path (default: the model file with the extension of what is emitted).
+    #[arg(short = 'o', long = "out")]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Emit::Package)]
+    pub emit: Emit,
+}
+
+/// Execution backends.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The reference interpreter.
+    Interp,
+    /// Fused CPU code through Cranelift.
+    Cpu,
+    /// PTX on an NVIDIA GPU.
+    Cuda,
+    /// MLIR's execution engine.
+    Mlir,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// A `.dsl` file, a `.mlcpkg` package, or an example folder with `example.toml`.
+    pub target: PathBuf,
+    #[arg(long)]
+    pub entry: Option<String>,
+    /// Weights (safetensors); seeded random weights when absent.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Inputs (safetensors); seeded random inputs from `--bind` when absent.
+    #[arg(long)]
+    pub inputs: Option<PathBuf>,
+    /// Write the outputs to this safetensors file.
+    #[arg(short = 'o', long = "out")]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Backend::Interp)]
+    pub backend: Backend,
+    /// Seed for random weights and inputs.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Sizes of the symbolic dims for random inputs: `--bind B=2,T=16`.
+    #[arg(long, value_name = "DIM=SIZE,...")]
+    pub bind: Vec<String>,
+    /// Integer inputs are drawn from `[0, HI)`: `--range tokens=256`.
+    #[arg(long = "range", value_name = "INPUT=HI")]
+    pub ranges: Vec<String>,
+    /// Override a hyperparameter of the model: `--set hidden=256`.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+}
