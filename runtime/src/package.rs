@@ -26,26 +26,40 @@ const MAGIC: &str = "mlcpkg";
 
 /// FNV-1a, 64 bit: a small, dependency-free checksum that catches damage (not tampering).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The package text of a module.
 pub fn to_text(module: &Module) -> String {
     let body = mlc_ir::print_module(module);
-    format!("{MAGIC} {FORMAT_VERSION}\nchecksum fnv1a64 {:016x}\n\n{body}", fnv1a64(body.as_bytes()))
+    format!(
+        "{MAGIC} {FORMAT_VERSION}\nchecksum fnv1a64 {:016x}\n\n{body}",
+        fnv1a64(body.as_bytes())
+    )
 }
 
 /// Writes a module as a package file.
 pub fn save(path: impl AsRef<Path>, module: &Module) -> Result<(), RuntimeError> {
     let path = path.as_ref();
-    std::fs::write(path, to_text(module)).map_err(|e| RuntimeError::Io { path: path.display().to_string(), source: e })
+    std::fs::write(path, to_text(module)).map_err(|e| RuntimeError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })
 }
 
 /// Reads and checks a package file.
 pub fn load(path: impl AsRef<Path>) -> Result<Module, RuntimeError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| RuntimeError::Io { path: path.display().to_string(), source: e })?;
-    from_bytes(&bytes).map_err(|message| RuntimeError::Package { path: path.display().to_string(), message })
+    let bytes = std::fs::read(path).map_err(|e| RuntimeError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    from_bytes(&bytes).map_err(|message| RuntimeError::Package {
+        path: path.display().to_string(),
+        message,
+    })
 }
 
 /// Parses and checks package bytes; the error says what is wrong.
@@ -55,7 +69,10 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Module, String> {
     let mut lines = header.lines();
     let first = lines.next().unwrap_or_default();
     let version = match first.split_once(' ') {
-        Some((MAGIC, v)) => v.trim().parse::<u32>().map_err(|_| format!("bad format version `{v}`"))?,
+        Some((MAGIC, v)) => v
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("bad format version `{v}`"))?,
         _ => return Err("not an mlc package (expected `mlcpkg` on the first line)".into()),
     };
     if version > FORMAT_VERSION {
@@ -73,7 +90,10 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Module, String> {
     }
     let module = mlc_ir::parse_module(body).map_err(|e| format!("bad module text: {e}"))?;
     mlc_ir::verify_module(&module).map_err(|errs| {
-        format!("the module does not verify: {}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+        format!(
+            "the module does not verify: {}",
+            errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+        )
     })?;
     Ok(module)
 }
@@ -84,7 +104,10 @@ mod tests {
 
     #[test]
     fn round_trip_and_damage() {
-        let m = Module { name: "M".into(), ..Module::default() };
+        let m = Module {
+            name: "M".into(),
+            ..Module::default()
+        };
         let text = to_text(&m);
         assert_eq!(from_bytes(text.as_bytes()).unwrap(), m);
         let mut damaged = text.clone().into_bytes();

@@ -72,10 +72,12 @@ pub fn load(path: impl AsRef<Path>) -> Result<TensorFile, RuntimeError> {
     // file, another process truncating or rewriting the file while it is mapped is outside
     // what this API can guard against.
     let mmap = unsafe { Mmap::map(&file) }.map_err(io)?;
-    let (n, metadata) = SafeTensors::read_metadata(&mmap).map_err(|e| RuntimeError::BadFile {
+    let bad = |message: String| RuntimeError::BadFile {
         path: path_str.clone(),
-        message: e.to_string(),
-    })?;
+        message,
+    };
+    precheck(&mmap).map_err(bad)?;
+    let (n, metadata) = SafeTensors::read_metadata(&mmap).map_err(|e| bad(e.to_string()))?;
     // `read_metadata` checked that the offsets tile the data section and that the file ends
     // exactly where the last tensor does, so every range below lies within the map.
     let base = 8 + n;
@@ -97,6 +99,38 @@ pub fn load(path: impl AsRef<Path>) -> Result<TensorFile, RuntimeError> {
         mmap,
         entries,
     })
+}
+
+/// Checks that every tensor's data offsets lie within the file before the `safetensors` crate
+/// adds them up (its sum can overflow on a hostile header).
+fn precheck(buf: &[u8]) -> Result<(), String> {
+    let len_bytes: [u8; 8] = buf
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("the file is shorter than 8 bytes")?;
+    let n = u64::from_le_bytes(len_bytes);
+    let header_end = usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_add(8))
+        .filter(|&e| e <= buf.len());
+    let header_end = header_end.ok_or_else(|| format!("the header length {n} exceeds the file"))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&buf[8..header_end]).map_err(|e| format!("bad header: {e}"))?;
+    let data_len = (buf.len() - header_end) as u64;
+    for (name, info) in header.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
+        let offsets = info.get("data_offsets").and_then(|v| v.as_array());
+        let end = offsets.and_then(|o| o.get(1)).and_then(|v| v.as_u64());
+        match end {
+            Some(e) if e <= data_len => {}
+            Some(e) => {
+                return Err(format!(
+                    "tensor `{name}` ends at byte {e} of a data section of {data_len}"
+                ));
+            }
+            None => return Err(format!("tensor `{name}` has no valid data_offsets")),
+        }
+    }
+    Ok(())
 }
 
 impl TensorFile {
@@ -306,6 +340,20 @@ mod tests {
         std::fs::write(&q, b"\xff\xff\xff\xff\xff\xff\xff\x7fnot a header").unwrap();
         assert!(load(&q).is_err());
         assert!(matches!(load(tmp("absent.safetensors")), Err(RuntimeError::Io { .. })));
+        // Offsets whose sum overflows `usize`: eight tensors of 2^61 - 1 bytes each.
+        let size = (1u64 << 61) - 1;
+        let entries: Vec<String> = (0..8)
+            .map(|k| {
+                let (s, e) = (k * size, (k + 1) * size);
+                format!(r#""t{k}":{{"dtype":"U8","shape":[{size}],"data_offsets":[{s},{e}]}}"#)
+            })
+            .collect();
+        let header = format!("{{{}}}", entries.join(","));
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(header.as_bytes());
+        let q = tmp("overflow.safetensors");
+        std::fs::write(&q, &bytes).unwrap();
+        assert!(matches!(load(&q), Err(RuntimeError::BadFile { .. })));
     }
 
     #[test]

@@ -226,7 +226,12 @@ pub fn init_inputs_with_ranges(
             continue;
         };
         let shape = eval_shape(&ty.shape, bindings, &format!("input `{name}`"))?;
-        check_extent(&shape, RunOptions::default().max_elements, "input", &format!(" `{name}`"))?;
+        check_extent(
+            &shape,
+            RunOptions::default().max_elements,
+            "input",
+            &format!(" `{name}`"),
+        )?;
         let n = shape_numel(&shape) as u64;
         let offset = (1u64 << 32) + k as u64;
         let u = |i| uniform_f32(seed, offset, i);

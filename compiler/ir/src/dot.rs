@@ -84,7 +84,11 @@ fn write_graph(out: &mut String, g: &Graph, prefix: &str, end: &str, depth: usiz
                 (false, 0) => String::new(),
                 (false, i) => format!("#{i}"),
             };
-            let attrs = if label.is_empty() { String::new() } else { format!(" [label=\"{label}\"]") };
+            let attrs = if label.is_empty() {
+                String::new()
+            } else {
+                format!(" [label=\"{label}\"]")
+            };
             let _ = writeln!(out, "{pad}{} -> {}{attrs};", id(v.node), id(n));
         }
     }
@@ -96,7 +100,11 @@ fn write_graph(out: &mut String, g: &Graph, prefix: &str, end: &str, depth: usiz
             "{pad}{prefix}out{i} [label=\"{}\", shape=plaintext];",
             escape(&label)
         );
-        let tail = if v.index > 0 { format!(" [label=\"#{}\"]", v.index) } else { String::new() };
+        let tail = if v.index > 0 {
+            format!(" [label=\"#{}\"]", v.index)
+        } else {
+            String::new()
+        };
         let _ = writeln!(out, "{pad}{prefix}{k} -> {prefix}out{i}{tail};");
     }
 }

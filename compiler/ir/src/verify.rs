@@ -153,7 +153,10 @@ fn check_graph(g: &Graph, params: &[ParamDecl], location: &str, errors: &mut Vec
     }
     for &n in &num.order {
         if matches!(g.dag[n].op, Op::Input { .. }) && !listed.contains(&n) {
-            err(Some(n), "this input node is missing from the graph's inputs".to_string());
+            err(
+                Some(n),
+                "this input node is missing from the graph's inputs".to_string(),
+            );
         }
     }
     for (o, v) in &g.outputs {
@@ -175,7 +178,9 @@ fn check_graph(g: &Graph, params: &[ParamDecl], location: &str, errors: &mut Vec
         let operands = g.operands(n);
         let ok = acyclic
             && operands_ok.contains(&n)
-            && operands.iter().all(|v| (v.index as usize) < g.dag[v.node].outputs.len());
+            && operands
+                .iter()
+                .all(|v| (v.index as usize) < g.dag[v.node].outputs.len());
         if !ok {
             continue;
         }
@@ -236,7 +241,9 @@ fn check_graph(g: &Graph, params: &[ParamDecl], location: &str, errors: &mut Vec
 fn literal_problem(dtype: DType, data: &LiteralData) -> Option<String> {
     match data {
         LiteralData::Float(v) if dtype.is_float() => {
-            let inexact = v.iter().find(|x| dtype == DType::F32 && !x.is_nan() && (**x as f32) as f64 != **x);
+            let inexact = v
+                .iter()
+                .find(|x| dtype == DType::F32 && !x.is_nan() && (**x as f32) as f64 != **x);
             inexact.map(|x| format!("literal value {x:?} is not exactly representable in f32"))
         }
         LiteralData::Int(v) if dtype.is_int() => {

@@ -7,7 +7,11 @@ use mlc_ir::*;
 fn round_trip(m: &Module) -> String {
     let text = print_module(m);
     let parsed = parse_module(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    assert_eq!(print_module(&parsed), text, "print -> parse -> print is not the identity");
+    assert_eq!(
+        print_module(&parsed),
+        text,
+        "print -> parse -> print is not the identity"
+    );
     text
 }
 
@@ -123,7 +127,9 @@ fn floats_round_trip_bit_for_bit() {
     ];
     let m = const_module(f32s(&[values.len() as u64], &values));
     let parsed = parse_module(&round_trip(&m)).unwrap();
-    let Op::Const(lit) = &parsed.functions[0].graph.dag.node_weights().next().unwrap().op else { panic!() };
+    let Op::Const(lit) = &parsed.functions[0].graph.dag.node_weights().next().unwrap().op else {
+        panic!()
+    };
     let LiteralData::Float(got) = &lit.data else { panic!() };
     for (a, b) in got.iter().zip(values) {
         assert_eq!(a.to_bits(), (b as f64).to_bits());
@@ -141,7 +147,11 @@ fn floats_round_trip_bit_for_bit() {
     assert!(text.contains("const f32 0.1f64"), "{text}");
     assert_eq!(parse_module(&text).unwrap(), inexact);
     let errs = verify_module(&inexact).unwrap_err();
-    assert!(errs[0].to_string().contains("not exactly representable in f32"), "{}", errs[0]);
+    assert!(
+        errs[0].to_string().contains("not exactly representable in f32"),
+        "{}",
+        errs[0]
+    );
     // f64 attributes keep full precision.
     let mut g = Graph::new();
     let x = g.add_input("x", ty(DType::F32, &["3"]));
@@ -153,7 +163,11 @@ fn floats_round_trip_bit_for_bit() {
     };
     let p = add(&mut g, pad, &[v(x)]);
     g.outputs.push(("p".into(), v(p)));
-    let m = module("P", vec![decl("w", DType::F32, &[], Init::Normal(1e-300))], vec![("f", g)]);
+    let m = module(
+        "P",
+        vec![decl("w", DType::F32, &[], Init::Normal(1e-300))],
+        vec![("f", g)],
+    );
     let text = round_trip(&m);
     assert!(text.contains("value=0.30000000000000004") && text.contains("normal(1e-300)"));
     assert_eq!(parse_module(&text).unwrap(), m);
@@ -183,13 +197,23 @@ fn errors_point_at_the_problem() {
     let cases = [
         ("  %1 = exp %7 : f32[B]\n", 3, 12, "`%7` is not defined"),
         ("  %1 = frob %0 : f32[B]\n", 3, 8, "unknown op `frob`"),
-        ("  %1 = reduce_sum(axes=[0]) %0 : f32[]\n", 3, 8, "missing attribute `keepdim`"),
+        (
+            "  %1 = reduce_sum(axes=[0]) %0 : f32[]\n",
+            3,
+            8,
+            "missing attribute `keepdim`",
+        ),
         ("  %1 = exp(x=1) %0 : f32[B]\n", 3, 8, "takes no attributes"),
         ("  %1 = exp %0 : f33[B]\n", 3, 17, "unknown dtype `f33`"),
         ("  %0 = exp %0 : f32[B]\n", 3, 3, "defined twice"),
         ("  %1:2 = exp %0 : f32[B]\n", 3, 3, "declares 2 result(s)"),
         ("  %1 = exp %0#1 : f32[B]\n", 3, 12, "has 1 result(s)"),
-        ("  %1 = slice(axis=0, start=0, end=B +, step=1) %0 : f32[B]\n", 3, 31, "bad dimension"),
+        (
+            "  %1 = slice(axis=0, start=0, end=B +, step=1) %0 : f32[B]\n",
+            3,
+            31,
+            "bad dimension",
+        ),
         ("  return z = %0\n}\n", 1, 0, "does not match the returned"),
     ];
     for (tail, line, col, msg) in cases {
@@ -203,7 +227,11 @@ fn errors_point_at_the_problem() {
     let e = error("module M\nparam w: f32[N] init zeros\n");
     assert_eq!((e.line, e.col), (2, 14));
     assert!(error("modul M").message.contains("expected `module`"));
-    assert!(error("module M\nfunc f(q: f32[]) -> () {\n  return\n}\n").message.contains("no `input \"q\"`"));
+    assert!(
+        error("module M\nfunc f(q: f32[]) -> () {\n  return\n}\n")
+            .message
+            .contains("no `input \"q\"`")
+    );
 }
 
 /// A tiny deterministic generator for garbage.

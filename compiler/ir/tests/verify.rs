@@ -10,7 +10,10 @@ fn errors(m: &Module) -> Vec<String> {
 }
 
 fn node_with(g: &Graph, mnemonic: &str) -> NodeId {
-    g.dag.node_indices().find(|n| g.dag[*n].op.mnemonic() == mnemonic).unwrap()
+    g.dag
+        .node_indices()
+        .find(|n| g.dag[*n].op.mnemonic() == mnemonic)
+        .unwrap()
 }
 
 #[test]
@@ -33,7 +36,11 @@ fn a_corrupted_type_is_named_with_its_node_origin_and_types() {
         "{errs:#?}"
     );
     // The consumer now sees a bad operand type too.
-    assert!(errs.iter().any(|e| e.contains("%4 = add") && e.contains("cannot broadcast")), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("%4 = add") && e.contains("cannot broadcast")),
+        "{errs:#?}"
+    );
 }
 
 #[test]
@@ -53,8 +60,12 @@ fn a_dangling_or_mistyped_param_is_caught() {
     let g = &mut m.functions[0].graph;
     let l = node_with(g, "loop");
     let Op::Loop(lp) = &mut g.dag[l].op else { panic!() };
-    let c = lp.body.add_typed(Op::Param { name: "nope".into() }, &[], vec![ty(DType::F32, &[])], Origin::default());
-    let _ = c;
+    lp.body.add_typed(
+        Op::Param { name: "nope".into() },
+        &[],
+        vec![ty(DType::F32, &[])],
+        Origin::default(),
+    );
     assert_eq!(
         errors(&m),
         ["func greedy, loop %2: %9 = param: param `nope` is not declared in the module"]
@@ -67,22 +78,48 @@ fn structural_breakage_is_caught() {
     let mut m = mlp();
     let g = &mut m.functions[0].graph;
     g.inputs.clear();
-    g.outputs.push(("ghost".into(), Value { node: node_with(g, "tanh"), index: 3 }));
+    g.outputs.push((
+        "ghost".into(),
+        Value {
+            node: node_with(g, "tanh"),
+            index: 3,
+        },
+    ));
     let errs = errors(&m);
-    assert!(errs.iter().any(|e| e.contains("missing from the graph's inputs")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.contains("output `ghost` is result 3")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("missing from the graph's inputs")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("output `ghost` is result 3")),
+        "{errs:?}"
+    );
 
     // Operand slots with a gap, and an edge from a result that does not exist.
     let mut m = mlp();
     let g = &mut m.functions[0].graph;
     let add = node_with(g, "add");
-    let e = g.dag.edges_directed(add, petgraph::Direction::Incoming).next().unwrap().id();
+    let e = g
+        .dag
+        .edges_directed(add, petgraph::Direction::Incoming)
+        .next()
+        .unwrap()
+        .id();
     g.dag[e].operand = 5;
     let t = node_with(g, "tanh");
-    let e = g.dag.edges_directed(t, petgraph::Direction::Incoming).next().unwrap().id();
+    let e = g
+        .dag
+        .edges_directed(t, petgraph::Direction::Incoming)
+        .next()
+        .unwrap()
+        .id();
     g.dag[e].result = 2;
     let errs = errors(&m);
-    assert!(errs.iter().any(|e| e.contains("%4 = add") && e.contains("are not 0..2")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("%4 = add") && e.contains("are not 0..2")),
+        "{errs:?}"
+    );
     assert!(errs.iter().any(|e| e.contains("uses result 2 of %4 = add")), "{errs:?}");
 
     // A cycle.
@@ -107,7 +144,10 @@ fn loop_bodies_are_verified_recursively() {
     let gt = node_with(&lp.body, "gt");
     lp.body.dag[gt].outputs[0] = ty(DType::Bool, &["B"]);
     let errs = errors(&m);
-    assert!(errs[0].starts_with("func greedy, loop %2: %6 = gt: declares (bool[B])"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("func greedy, loop %2: %6 = gt: declares (bool[B])"),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -118,8 +158,14 @@ fn literals_and_names_are_checked() {
     let mut m = module("M", vec![], vec![("f", g.clone()), ("f", g)]);
     m.params = vec![decl("p", DType::F32, &[], Init::Fill(0.0)); 2];
     let errs = errors(&m);
-    assert!(errs.contains(&"module M: param `p` is declared twice".to_string()), "{errs:?}");
-    assert!(errs.contains(&"module M: function `f` is defined twice".to_string()), "{errs:?}");
+    assert!(
+        errs.contains(&"module M: param `p` is declared twice".to_string()),
+        "{errs:?}"
+    );
+    assert!(
+        errs.contains(&"module M: function `f` is defined twice".to_string()),
+        "{errs:?}"
+    );
     assert!(errs.iter().any(|e| e.contains("does not fit in i32")), "{errs:?}");
     let e = verify_graph(&m.functions[0].graph, &[]).unwrap_err();
     assert_eq!(e[0].location, "graph");

@@ -421,7 +421,8 @@ fn eval_op(cx: &NodeCx, op: &Op, x: &[Arc<Tensor>]) -> Result<Vec<Tensor>, Runti
         Op::Binary(_) | Op::MatMul | Op::Gather { .. } | Op::Take { .. } | Op::DynamicSlice { .. } => 2,
         Op::RngUniform { .. } => 2,
         Op::Select | Op::Scatter { .. } | Op::DynamicUpdateSlice { .. } => 3,
-        Op::Concat { .. } => x.len().max(1),
+        Op::Concat { .. } if x.is_empty() => return Err(cx.err("needs at least one operand")),
+        Op::Concat { .. } => x.len(),
         Op::Input { .. } | Op::Param { .. } | Op::Loop(_) => return Err(cx.err("not a plain op")),
     };
     arity(cx, x, n)?;

@@ -80,7 +80,14 @@ fn malformed_nodes_are_errors() {
             vec![0, 2],
             f(&["2", "4"]),
         ),
-        (Op::DynamicSlice { axis: 1, size: Dim::c(1) }, vec![0, 0], f(&["2", "1"])),
+        (
+            Op::DynamicSlice {
+                axis: 1,
+                size: Dim::c(1),
+            },
+            vec![0, 0],
+            f(&["2", "1"]),
+        ),
         (Op::DynamicUpdateSlice { axis: 0 }, vec![0, 0, 0], f(&["2", "3"])),
         (
             Op::Slice {
@@ -102,9 +109,25 @@ fn malformed_nodes_are_errors() {
             ty(DType::I64, &["3"]),
         ),
         (Op::RngUniform { shape: sh(&["2"]) }, vec![0, 2], f(&["2"])),
-        (Op::Cumsum { axis: 3, exclusive: false, reverse: false }, vec![0], f(&["2", "3"])),
+        (
+            Op::Cumsum {
+                axis: 3,
+                exclusive: false,
+                reverse: false,
+            },
+            vec![0],
+            f(&["2", "3"]),
+        ),
         (Op::DimSize(Dim::sym("Q")), vec![], ty(DType::I64, &[])),
-        (Op::Iota { shape: sh(&["-1"]), axis: 0, dtype: DType::I64 }, vec![], ty(DType::I64, &["-1"])),
+        (
+            Op::Iota {
+                shape: sh(&["-1"]),
+                axis: 0,
+                dtype: DType::I64,
+            },
+            vec![],
+            ty(DType::I64, &["-1"]),
+        ),
         // Well-formed op, wrongly declared result type.
         (Op::Unary(UnaryOp::Neg), vec![0], f(&["3", "2"])),
         (Op::Cast(DType::I32), vec![0], f(&["2", "3"])),

@@ -56,12 +56,17 @@ fn rewrite(g: &mut Graph, n: NodeId) -> bool {
         && g.ty(src) == &g.dag[n].outputs[0]
     {
         replace_node(g, n, &[src]);
+        for v in ops {
+            remove_if_dead(g, v.node);
+        }
         return true;
     }
     let producer = |i: usize| ops.get(i).filter(|v| v.index == 0).map(|v| (v.node, &g.dag[v.node].op));
     match (&g.dag[n].op, producer(0)) {
         (Op::Reshape(_), Some((inner, Op::Reshape(_)))) => {
-            let Some(&src) = g.operands(inner).first() else { return false };
+            let Some(&src) = g.operands(inner).first() else {
+                return false;
+            };
             set_operand(g, n, 0, src);
             remove_if_dead(g, inner);
             true
@@ -71,7 +76,9 @@ fn rewrite(g: &mut Graph, n: NodeId) -> bool {
                 return false;
             }
             let composed: Vec<usize> = outer.iter().map(|&a| first[a]).collect();
-            let Some(&src) = g.operands(inner).first() else { return false };
+            let Some(&src) = g.operands(inner).first() else {
+                return false;
+            };
             g.dag[n].op = Op::Permute(composed);
             set_operand(g, n, 0, src);
             remove_if_dead(g, inner);

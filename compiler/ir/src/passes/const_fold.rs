@@ -78,7 +78,11 @@ fn fold(g: &Graph, n: NodeId) -> Option<Literal> {
     if numel > MAX_ELEMENTS {
         return None;
     }
-    let lits: Vec<&Literal> = g.operands(n).into_iter().map(|v| const_of(g, v)).collect::<Option<_>>()?;
+    let lits: Vec<&Literal> = g
+        .operands(n)
+        .into_iter()
+        .map(|v| const_of(g, v))
+        .collect::<Option<_>>()?;
     for l in &lits {
         let count = l.shape.iter().try_fold(1u64, |a, b| a.checked_mul(*b))?;
         if !foldable(l.dtype) || count > MAX_ELEMENTS || count as usize != l.len() || l.shape.len() > shape.len() {
@@ -105,9 +109,21 @@ fn fold(g: &Graph, n: NodeId) -> Option<Literal> {
         data.push(r);
     }
     let data = match out.dtype {
-        DType::F32 => LiteralData::Float(data.iter().map(|s| if let S::F(x) = s { Some(*x as f64) } else { None }).collect::<Option<_>>()?),
-        DType::Bool => LiteralData::Bool(data.iter().map(|s| if let S::B(x) = s { Some(*x) } else { None }).collect::<Option<_>>()?),
-        _ => LiteralData::Int(data.iter().map(|s| if let S::I(x) = s { Some(*x) } else { None }).collect::<Option<_>>()?),
+        DType::F32 => LiteralData::Float(
+            data.iter()
+                .map(|s| if let S::F(x) = s { Some(*x as f64) } else { None })
+                .collect::<Option<_>>()?,
+        ),
+        DType::Bool => LiteralData::Bool(
+            data.iter()
+                .map(|s| if let S::B(x) = s { Some(*x) } else { None })
+                .collect::<Option<_>>()?,
+        ),
+        _ => LiteralData::Int(
+            data.iter()
+                .map(|s| if let S::I(x) = s { Some(*x) } else { None })
+                .collect::<Option<_>>()?,
+        ),
     };
     Some(Literal {
         dtype: out.dtype,

@@ -34,7 +34,12 @@ pub const PASS_NAMES: [&str; 4] = ["canonicalize", "const-fold", "cse", "dce"];
 
 /// The standard pipeline: canonicalize, const-fold, cse, dce.
 pub fn standard_pipeline() -> Vec<Box<dyn Pass>> {
-    vec![Box::new(Canonicalize), Box::new(ConstFold), Box::new(Cse), Box::new(Dce)]
+    vec![
+        Box::new(Canonicalize),
+        Box::new(ConstFold),
+        Box::new(Cse),
+        Box::new(Dce),
+    ]
 }
 
 /// `--after` named a pass that the pipeline does not have.
@@ -128,7 +133,13 @@ fn remove_if_dead(g: &mut Graph, n: NodeId) -> bool {
 /// Replaces every use of `n`'s results by the same results of `by`, then removes `n`.
 fn replace_node(g: &mut Graph, n: NodeId, by: &[Value]) {
     for (i, v) in by.iter().enumerate() {
-        g.replace_uses(Value { node: n, index: i as u32 }, *v);
+        g.replace_uses(
+            Value {
+                node: n,
+                index: i as u32,
+            },
+            *v,
+        );
     }
     g.dag.remove_node(n);
 }

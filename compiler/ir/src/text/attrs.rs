@@ -77,12 +77,14 @@ impl Attrs {
 
     fn usize(&mut self, c: &Cursor<'_>, key: &str) -> PResult<usize> {
         let (v, p) = self.take(c, Some(key))?;
-        v.parse().or_else(|_| c.error_at(p, format!("`{key}` must be a count or axis, got `{v}`")))
+        v.parse()
+            .or_else(|_| c.error_at(p, format!("`{key}` must be a count or axis, got `{v}`")))
     }
 
     fn u64(&mut self, c: &Cursor<'_>, key: &str) -> PResult<u64> {
         let (v, p) = self.take(c, Some(key))?;
-        v.parse().or_else(|_| c.error_at(p, format!("`{key}` must be a count, got `{v}`")))
+        v.parse()
+            .or_else(|_| c.error_at(p, format!("`{key}` must be a count, got `{v}`")))
     }
 
     fn bool(&mut self, c: &Cursor<'_>, key: &str) -> PResult<bool> {
@@ -96,7 +98,8 @@ impl Attrs {
 
     fn f64(&mut self, c: &Cursor<'_>, key: &str) -> PResult<f64> {
         let (v, p) = self.take(c, Some(key))?;
-        v.parse().or_else(|_| c.error_at(p, format!("`{key}` must be a number, got `{v}`")))
+        v.parse()
+            .or_else(|_| c.error_at(p, format!("`{key}` must be a number, got `{v}`")))
     }
 
     fn dim(&mut self, c: &Cursor<'_>, key: Option<&str>) -> PResult<Dim> {
@@ -110,12 +113,7 @@ impl Attrs {
     }
 
     /// A bracketed list `[a, b]` of items parsed by `f`.
-    fn list<T>(
-        &mut self,
-        c: &Cursor<'_>,
-        key: Option<&str>,
-        f: impl Fn(&str) -> Result<T, String>,
-    ) -> PResult<Vec<T>> {
+    fn list<T>(&mut self, c: &Cursor<'_>, key: Option<&str>, f: impl Fn(&str) -> Result<T, String>) -> PResult<Vec<T>> {
         let (v, p) = self.take(c, key)?;
         let Some(inner) = v.strip_prefix('[').and_then(|s| s.strip_suffix(']')) else {
             return c.error_at(p, format!("expected a `[...]` list, got `{v}`"));
@@ -123,7 +121,10 @@ impl Attrs {
         if inner.trim().is_empty() {
             return Ok(Vec::new());
         }
-        inner.split(',').map(|s| f(s.trim()).or_else(|e| c.error_at(p, e))).collect()
+        inner
+            .split(',')
+            .map(|s| f(s.trim()).or_else(|e| c.error_at(p, e)))
+            .collect()
     }
 
     fn shape(&mut self, c: &Cursor<'_>, key: Option<&str>) -> PResult<Shape> {
@@ -178,21 +179,31 @@ pub(super) fn build_op(c: &Cursor<'_>, m: &str, pos: usize, attrs: Option<Attrs>
             end: a.dim(c, Some("end"))?,
             step: a.u64(c, "step")?,
         },
-        "concat" => Op::Concat { axis: a.usize(c, "axis")? },
+        "concat" => Op::Concat {
+            axis: a.usize(c, "axis")?,
+        },
         "pad" => Op::Pad {
             axis: a.usize(c, "axis")?,
             before: a.u64(c, "before")?,
             after: a.u64(c, "after")?,
             value: a.f64(c, "value")?,
         },
-        "gather" => Op::Gather { axis: a.usize(c, "axis")? },
-        "take" => Op::Take { axis: a.usize(c, "axis")? },
-        "scatter" => Op::Scatter { axis: a.usize(c, "axis")? },
+        "gather" => Op::Gather {
+            axis: a.usize(c, "axis")?,
+        },
+        "take" => Op::Take {
+            axis: a.usize(c, "axis")?,
+        },
+        "scatter" => Op::Scatter {
+            axis: a.usize(c, "axis")?,
+        },
         "dynamic_slice" => Op::DynamicSlice {
             axis: a.usize(c, "axis")?,
             size: a.dim(c, Some("size"))?,
         },
-        "dynamic_update_slice" => Op::DynamicUpdateSlice { axis: a.usize(c, "axis")? },
+        "dynamic_update_slice" => Op::DynamicUpdateSlice {
+            axis: a.usize(c, "axis")?,
+        },
         "iota" => Op::Iota {
             shape: a.shape(c, Some("shape"))?,
             axis: a.usize(c, "axis")?,

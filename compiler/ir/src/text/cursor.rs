@@ -55,7 +55,12 @@ impl<'a> Cursor<'a> {
 
     /// An error at the current position, naming what was found there.
     pub(super) fn error<T>(&self, expected: &str) -> PResult<T> {
-        let found: String = self.rest().chars().take_while(|c| !c.is_whitespace()).take(20).collect();
+        let found: String = self
+            .rest()
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .take(20)
+            .collect();
         let found = if self.at_eof() {
             "the end of the text".to_string()
         } else if found.is_empty() {
@@ -108,7 +113,11 @@ impl<'a> Cursor<'a> {
     /// Skips whitespace, then requires `s`.
     pub(super) fn expect(&mut self, s: &str) -> PResult<()> {
         self.ws();
-        if self.eat(s) { Ok(()) } else { self.error(&format!("`{s}`")) }
+        if self.eat(s) {
+            Ok(())
+        } else {
+            self.error(&format!("`{s}`"))
+        }
     }
 
     /// Skips whitespace, then reads an identifier `[A-Za-z_][A-Za-z0-9_.]*`.
@@ -118,7 +127,10 @@ impl<'a> Cursor<'a> {
         if !self.peek().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') {
             return self.error("a name");
         }
-        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
             self.bump();
         }
         Ok(&self.src[start..self.pos])
@@ -153,7 +165,11 @@ impl<'a> Cursor<'a> {
     /// A name: an identifier or a quoted string.
     pub(super) fn name(&mut self) -> PResult<String> {
         self.ws();
-        if self.peek() == Some('"') { self.string() } else { Ok(self.ident()?.to_string()) }
+        if self.peek() == Some('"') {
+            self.string()
+        } else {
+            Ok(self.ident()?.to_string())
+        }
     }
 
     /// Skips whitespace, then reads a quoted string with escapes.

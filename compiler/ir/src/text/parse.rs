@@ -126,7 +126,12 @@ fn param_decl(c: &mut Cursor<'_>) -> PResult<ParamDecl> {
                 _ => Init::Fill(v),
             }
         }
-        other => return c.error_at(at, format!("unknown init `{other}` (zeros, ones, normal, uniform, fill)")),
+        other => {
+            return c.error_at(
+                at,
+                format!("unknown init `{other}` (zeros, ones, normal, uniform, fill)"),
+            );
+        }
     };
     Ok(ParamDecl {
         name,
@@ -284,7 +289,11 @@ fn node(c: &mut Cursor<'_>, s: &mut Scope, depth: usize) -> PResult<()> {
         "const" => Op::Const(literal(c)?),
         _ => {
             c.hws();
-            let attrs = if c.peek() == Some('(') { Some(parse_attr_list(c, mpos)?) } else { None };
+            let attrs = if c.peek() == Some('(') {
+                Some(parse_attr_list(c, mpos)?)
+            } else {
+                None
+            };
             match (m, attrs) {
                 ("loop", Some(a)) => {
                     let (trips, max_trips, n_carried, has_stop, n_emit) = loop_attrs(c, a)?;

@@ -55,7 +55,13 @@ pub fn print_module(m: &Module) -> String {
             .iter()
             .map(|(o, v)| format!("{}: {}", name(o), type_of(&f.graph, *v)))
             .collect();
-        let _ = writeln!(out, "func {}({}) -> ({}) {{", name(&f.name), ins.join(", "), outs.join(", "));
+        let _ = writeln!(
+            out,
+            "func {}({}) -> ({}) {{",
+            name(&f.name),
+            ins.join(", "),
+            outs.join(", ")
+        );
         write_body(&mut out, &f.graph, &num, 1, "return", true);
         out.push_str("}\n");
     }
@@ -131,7 +137,12 @@ fn write_body(out: &mut String, g: &Graph, num: &Numbering, depth: usize, end: &
             out.push_str(&line);
             out.push_str(" {\n");
             let body_num = Numbering::of(&l.body);
-            let ins: Vec<String> = l.body.inputs.iter().map(|b| input_entry(&l.body, &body_num, *b)).collect();
+            let ins: Vec<String> = l
+                .body
+                .inputs
+                .iter()
+                .map(|b| input_entry(&l.body, &body_num, *b))
+                .collect();
             let _ = writeln!(out, "{pad}  ^({})", ins.join(", "));
             write_body(out, &l.body, &body_num, depth + 1, "yield", origins);
             line = format!("{pad}}}");
@@ -140,7 +151,11 @@ fn write_body(out: &mut String, g: &Graph, num: &Numbering, depth: usize, end: &
         match origin_comment(node).filter(|_| origins) {
             Some(c) => {
                 let width = line.chars().count();
-                let fill = if width + 2 <= COMMENT_COLUMN { COMMENT_COLUMN - width } else { 2 };
+                let fill = if width + 2 <= COMMENT_COLUMN {
+                    COMMENT_COLUMN - width
+                } else {
+                    2
+                };
                 let _ = writeln!(out, "{line}{}{c}", " ".repeat(fill));
             }
             None => {
@@ -217,7 +232,10 @@ pub(crate) fn op_head(op: &Op) -> String {
             before,
             after,
             value,
-        } => format!("pad(axis={axis}, before={before}, after={after}, value={})", float(*value)),
+        } => format!(
+            "pad(axis={axis}, before={before}, after={after}, value={})",
+            float(*value)
+        ),
         Op::DynamicSlice { axis, size } => format!("{m}(axis={axis}, size={size})"),
         Op::Iota { shape, axis, dtype } => {
             format!("iota(shape={}, axis={axis}, dtype={dtype})", shape_to_string(shape))

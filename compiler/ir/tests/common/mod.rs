@@ -86,7 +86,9 @@ pub fn mlp() -> Module {
     let w1 = param(&mut g, &p[1]);
     let b1 = param(&mut g, &p[0]);
     let h = g.add(Op::MatMul, &[v(x), v(w1)], o("h", "mlp.dsl:7:5")).unwrap();
-    let h = g.add(Op::Binary(BinaryOp::Add), &[v(h), v(b1)], o("h", "mlp.dsl:7:5")).unwrap();
+    let h = g
+        .add(Op::Binary(BinaryOp::Add), &[v(h), v(b1)], o("h", "mlp.dsl:7:5"))
+        .unwrap();
     let h = g.add(Op::Unary(UnaryOp::Tanh), &[v(h)], o("h", "mlp.dsl:8:5")).unwrap();
     let w2 = param(&mut g, &p[3]);
     let b2 = param(&mut g, &p[2]);
@@ -104,7 +106,9 @@ pub fn decoder() -> Module {
     let h = body.add_input("h", ty(DType::F32, &["B", "8"]));
     let w = body.add_input("w", ty(DType::F32, &["8", "8"]));
     let hw = add(&mut body, Op::MatMul, &[v(h), v(w)]);
-    let h2 = body.add(Op::Unary(UnaryOp::Tanh), &[v(hw)], o("h", "dec.dsl:4:9")).unwrap();
+    let h2 = body
+        .add(Op::Unary(UnaryOp::Tanh), &[v(hw)], o("h", "dec.dsl:4:9"))
+        .unwrap();
     let one = konst(&mut body, Literal::float(DType::F32, 0.5));
     let big = add(&mut body, Op::Binary(BinaryOp::Gt), &[v(h2), v(one)]);
     let stop = add(
@@ -200,7 +204,15 @@ pub fn kitchen_sink() -> Module {
         outs.push(v(add(&mut g, op, &[m])));
     }
     for (a, keepdim) in [(ArgOp::ArgMax, false), (ArgOp::ArgMin, true)] {
-        outs.push(v(add(&mut g, Op::ArgReduce { op: a, axis: 1, keepdim }, &[x])));
+        outs.push(v(add(
+            &mut g,
+            Op::ArgReduce {
+                op: a,
+                axis: 1,
+                keepdim,
+            },
+            &[x],
+        )));
     }
     let bsize = v(add(&mut g, Op::DimSize(d("2*B*T + 1")), &[]));
     outs.push(v(add(&mut g, Op::Reshape(vec![d("4"), d("B")]), &[x])));
@@ -229,12 +241,13 @@ pub fn kitchen_sink() -> Module {
     outs.push(gathered);
     outs.push(v(add(&mut g, Op::Take { axis: 1 }, &[x, idx])));
     outs.push(v(add(&mut g, Op::Scatter { axis: 1 }, &[x, idx, gathered])));
-    let ds = Op::DynamicSlice {
-        axis: 1,
-        size: d("2"),
-    };
+    let ds = Op::DynamicSlice { axis: 1, size: d("2") };
     outs.push(v(add(&mut g, ds, &[x, bsize])));
-    outs.push(v(add(&mut g, Op::DynamicUpdateSlice { axis: 1 }, &[x, gathered, bsize])));
+    outs.push(v(add(
+        &mut g,
+        Op::DynamicUpdateSlice { axis: 1 },
+        &[x, gathered, bsize],
+    )));
     let iota = Op::Iota {
         shape: vec![d("B"), d("4")],
         axis: 1,
@@ -277,7 +290,9 @@ pub fn kitchen_sink() -> Module {
     for c in consts {
         outs.push(v(konst(&mut g, c)));
     }
-    let weird = g.add(Op::Unary(UnaryOp::Exp), &[x], o("a@b \"q\"", " spaced loc ")).unwrap();
+    let weird = g
+        .add(Op::Unary(UnaryOp::Exp), &[x], o("a@b \"q\"", " spaced loc "))
+        .unwrap();
     outs.push(v(weird));
     let only_loc = g.add(Op::Unary(UnaryOp::Exp), &[x], o("", "k.dsl:1:1")).unwrap();
     outs.push(v(only_loc));
@@ -285,9 +300,11 @@ pub fn kitchen_sink() -> Module {
     g.dag[ms].origin = Origin::default();
     outs.push(v(ms));
     let dec = decoder();
-    let dec_loop = dec.functions[0].graph.dag.node_indices().find(|n| {
-        matches!(dec.functions[0].graph.dag[*n].op, Op::Loop(_))
-    });
+    let dec_loop = dec.functions[0]
+        .graph
+        .dag
+        .node_indices()
+        .find(|n| matches!(dec.functions[0].graph.dag[*n].op, Op::Loop(_)));
     let lp = dec.functions[0].graph.dag[dec_loop.unwrap()].op.clone();
     let xx = v(add(&mut g, Op::Concat { axis: 1 }, &[x, x]));
     let h0 = v(add(&mut g, Op::Reshape(vec![d("B"), d("8")]), &[xx]));
@@ -300,5 +317,9 @@ pub fn kitchen_sink() -> Module {
     let mlp = mlp();
     let mut params = p;
     params.extend(mlp.params.iter().cloned());
-    module("Kitchen Sink", params, vec![("all", g), ("mlp", mlp.functions[0].graph.clone())])
+    module(
+        "Kitchen Sink",
+        params,
+        vec![("all", g), ("mlp", mlp.functions[0].graph.clone())],
+    )
 }

@@ -10,7 +10,7 @@ use mlc_ir::{Bindings, Module, passes};
 use mlc_runtime::{RunOptions, Tensor, Weights, safetensors_io};
 
 use crate::CliError;
-use crate::example::Example;
+use mlc_compiler::example::Example;
 use crate::options::{Backend, BuildArgs, CheckArgs, DumpArgs, Emit, InitInputsArgs, InitWeightsArgs, ModelArgs, RunArgs};
 
 /// Splits `NAME=VALUE` items (each item may hold several, comma-separated).
@@ -217,7 +217,7 @@ pub fn run(a: &RunArgs) -> Result<(), CliError> {
         let name = format!("{:?}", a.backend).to_lowercase();
         return Err(CliError::user(format!("error: backend `{name}` is not available in this build of mlc; use --backend interp")));
     }
-    let ex = if a.target.is_dir() { Some(Example::load(&a.target)?) } else { None };
+    let ex = if a.target.is_dir() { Some(Example::load(&a.target).map_err(|e| CliError::user(format!("error: {e}")))?) } else { None };
     let (model_path, mut set) = match &ex {
         Some(e) => (e.model_path(), e.set_flags()),
         None => (a.target.clone(), Vec::new()),

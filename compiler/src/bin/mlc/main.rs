@@ -4,7 +4,6 @@
 //! files, flags), 2 for an internal error (a bug in mlc, panics included).
 
 mod commands;
-mod example;
 mod options;
 
 use std::process::ExitCode;

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use mlc_ir::Bindings;
 use serde::Deserialize;
 
-use crate::CliError;
 
 /// The parsed `example.toml`.
 #[derive(Debug, Deserialize)]
@@ -23,7 +22,7 @@ pub struct Example {
     pub seed: u64,
     pub weights: Option<String>,
     pub inputs: Option<String>,
-    /// Sizes of the entry's symbolic dims.
+    /// Sizes of the symbolic dims of every entry point's inputs.
     #[serde(default)]
     pub bind: Bindings,
     /// Integer inputs are drawn from `[0, hi)`.
@@ -36,12 +35,11 @@ pub struct Example {
 
 impl Example {
     /// Reads `DIR/example.toml`.
-    pub fn load(dir: &Path) -> Result<Example, CliError> {
+    pub fn load(dir: &Path) -> Result<Example, String> {
         let path = dir.join("example.toml");
         let text = std::fs::read_to_string(&path)
-            .map_err(|e| CliError::user(format!("error: {} is a folder without a readable example.toml: {e}", dir.display())))?;
-        let mut ex: Example =
-            toml::from_str(&text).map_err(|e| CliError::user(format!("error: {}: {e}", path.display())))?;
+            .map_err(|e| format!("{} is a folder without a readable example.toml: {e}", dir.display()))?;
+        let mut ex: Example = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         ex.dir = dir.to_path_buf();
         Ok(ex)
     }

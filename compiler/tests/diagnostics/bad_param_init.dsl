@@ -1,0 +1,7 @@
+// expect: TODO
+model M(d: int = 4) {
+  param w: f32[d, d] = gaussian(0.02)
+  entry forward(x: f32[B, d]) {
+    return x @ w
+  }
+}

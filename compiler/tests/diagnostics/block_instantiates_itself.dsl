@@ -1,0 +1,12 @@
+// expect: TODO
+block Tree(d: int) {
+  left = Tree(d)
+  fn forward(x) = left(x)
+}
+
+model M(d: int = 4) {
+  root = Tree(d)
+  entry forward(x: f32[B, d]) {
+    return root(x)
+  }
+}

@@ -1,0 +1,10 @@
+// expect: TODO
+fn act(x) = tanh(x)
+
+fn act(x) = sigmoid(x)
+
+model M(d: int = 4) {
+  entry forward(x: f32[B, d]) {
+    return act(x)
+  }
+}

@@ -1,0 +1,12 @@
+// expect: TODO
+fn project(x, w) {
+  let y = x @ w
+  return y
+}
+
+model M(d: int = 4) {
+  param w: f32[3, 3]
+  entry forward(x: f32[B, d]) {
+    return project(x, w)
+  }
+}

@@ -1,0 +1,10 @@
+// expect: TODO
+model M(d: int = 4) {
+  entry forward(x: f32[N, d]) {
+    let h = x
+    for i in 0..N {
+      let h = h * 0.5
+    }
+    return h
+  }
+}

@@ -1,0 +1,6 @@
+// expect: TODO
+model M(d: int = 4) {
+  entry forward(x: f32[B, d]) {
+    return x * 99999999999999999999
+  }
+}

@@ -1,0 +1,4 @@
+// expect: TODO
+import "recursive_import_a.dsl"
+
+fn b(x) = x

@@ -1,0 +1,7 @@
+// expect: TODO
+model M(d: int = 4, hidden: int = d * 1.5) {
+  param w: f32[d, hidden]
+  entry forward(x: f32[B, d]) {
+    return x @ w
+  }
+}

@@ -1,0 +1,18 @@
+// expect: TODO
+block A(d: int) {
+  param w: f32[d, d]
+  fn forward(x) = x @ w
+}
+
+block B(d: int) {
+  param w: f32[d, d]
+  fn forward(x) = x @ w
+}
+
+model M(d: int = 4) {
+  upper = A(d)
+  lower = B(d) shares upper
+  entry forward(x: f32[N, d]) {
+    return lower(upper(x))
+  }
+}

@@ -1,0 +1,8 @@
+// expect: TODO
+let width = 4
+
+model M(d: int = 4) {
+  entry forward(x: f32[B, d]) {
+    return x
+  }
+}

@@ -1,0 +1,7 @@
+// expect: TODO
+model M(d: int = 4) {
+  proj = Linear(d, d)
+  entry forward(x: f32[B, d]) {
+    return proj(x)
+  }
+}

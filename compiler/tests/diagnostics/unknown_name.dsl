@@ -1,0 +1,7 @@
+// expect: TODO
+model M(d: int = 4) {
+  entry forward(x: f32[B, d]) {
+    let hidden = x * 2.0
+    return hiden + 1.0
+  }
+}

@@ -1,0 +1,8 @@
+// expect: TODO
+import std.layers
+
+model M(d: int = 4) {
+  entry forward(x: f32[B, d]) {
+    return x
+  }
+}

@@ -1,0 +1,7 @@
+// expect: TODO
+model M(d: int = 4) {
+  entry forward(x: f32[B, d]) {
+    /* the rest of this file is a comment
+    return x
+  }
+}

@@ -1,0 +1,8 @@
+// expect: TODO
+fn add3(a, b, c) = a + b + c
+
+model M(d: int = 4) {
+  entry forward(x: f32[B, d]) {
+    return add3(x, x)
+  }
+}
