@@ -116,9 +116,15 @@ pub fn shape_numel(shape: &[usize]) -> usize {
 }
 
 impl Tensor {
-    /// A tensor from its shape and data; fails if the element count does not match the shape.
+    /// A tensor from its shape and data; fails if the element count does not match the shape,
+    /// or if the product of the axes (counting empty axes as 1) overflows `usize`.
     pub fn new(shape: Vec<usize>, data: Data) -> Result<Tensor, RuntimeError> {
-        let expected = shape_numel(&shape);
+        let extent = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d.max(1)));
+        let expected = if extent.is_some() {
+            shape_numel(&shape)
+        } else {
+            usize::MAX
+        };
         if data.len() != expected {
             return Err(RuntimeError::BadTensor {
                 shape,
@@ -170,7 +176,7 @@ impl Tensor {
         Tensor::build(shape, Data::Bool(values))
     }
 
-    /// A tensor of zeros (`false` for bool).
+    /// A tensor of zeros (`false` for bool). Panics if the shape is too large to allocate.
     pub fn zeros(dtype: DType, shape: &[usize]) -> Tensor {
         Tensor::build(shape, Data::zeros(dtype, shape_numel(shape)))
     }
@@ -405,12 +411,12 @@ impl Tensor {
     }
 }
 
-/// Up to 6 significant digits, without trailing zeros.
+/// At most 6 significant digits, without trailing zeros; scientific notation when tiny or huge.
 fn fmt_num(x: f64) -> String {
     if x.is_nan() || x.is_infinite() || x == x.trunc() && x.abs() < 1e15 {
         return format!("{x}");
     }
-    let s = format!("{x:.6e}");
+    let s = format!("{x:.5e}");
     let v: f64 = s.parse().unwrap_or(x);
     if v.abs() >= 1e-4 && v.abs() < 1e6 {
         format!("{v}")
@@ -430,6 +436,7 @@ mod tests {
         assert_eq!(t.as_f32(), Some(&[1.0, 2.0, 3.0, 4.0][..]));
         assert_eq!(t.to_i64_vec(), vec![1, 2, 3, 4]);
         assert!(Tensor::new(vec![3], Data::I64(vec![1, 2])).is_err());
+        assert!(Tensor::new(vec![1 << 40, 1 << 40, 0], Data::I64(vec![])).is_err());
         assert_eq!(Tensor::zeros(DType::Bool, &[2]).as_bool(), Some(&[false, false][..]));
         assert_eq!(Tensor::scalar_i64(5).shape(), &[] as &[usize]);
     }

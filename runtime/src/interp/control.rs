@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mlc_ir::{DType, LoopOp};
+use mlc_ir::{DType, Graph, LoopOp, TensorType, Value};
 
 use crate::error::RuntimeError;
 use crate::tensor::{Data, Tensor, shape_numel};
@@ -35,9 +35,8 @@ pub(super) fn eval_loop(
     let trips = trips as usize;
     let body = &l.body;
     let stop = usize::from(l.has_stop);
-    if l.n_carried > operands.len()
-        || body.inputs.len() != 1 + operands.len()
-        || body.outputs.len() != l.n_carried + stop + l.n_emit
+    let n_outputs = l.n_carried.checked_add(stop).and_then(|n| n.checked_add(l.n_emit));
+    if l.n_carried > operands.len() || body.inputs.len() != 1 + operands.len() || n_outputs != Some(body.outputs.len())
     {
         return Err(cx.err(format!(
             "body with {} inputs and {} outputs does not fit {} operands, {} carried, {} emitted",
@@ -49,12 +48,11 @@ pub(super) fn eval_loop(
         )));
     }
     let context = format!("`loop`{} body", cx.at);
-    let in_types = body
-        .input_types()
+    let in_types = io_types(cx, body, true)?
         .iter()
         .map(|t| Ok((t.dtype, eval_shape(&t.shape, cx.bindings, &context)?)))
         .collect::<Result<Vec<_>, RuntimeError>>()?;
-    let emit_types = body.output_types()[l.n_carried + stop..]
+    let emit_types = io_types(cx, body, false)?[l.n_carried + stop..]
         .iter()
         .map(|t| {
             let shape = eval_shape(&t.shape, cx.bindings, &context)?;
@@ -101,6 +99,23 @@ pub(super) fn eval_loop(
         results.push(Arc::new(stack(cx, row, *dtype, shape, trips)?));
     }
     Ok(results)
+}
+
+/// The declared types of the body's inputs (or outputs), failing on dangling references.
+fn io_types<'g>(cx: &NodeCx, body: &'g Graph, inputs: bool) -> Result<Vec<&'g TensorType>, RuntimeError> {
+    let values: Vec<Value> = if inputs {
+        body.inputs.iter().map(|&n| Value::of(n)).collect()
+    } else {
+        body.outputs.iter().map(|(_, v)| *v).collect()
+    };
+    values
+        .iter()
+        .map(|v| {
+            let node = body.dag.node_weight(v.node);
+            node.and_then(|n| n.outputs.get(v.index as usize))
+                .ok_or_else(|| cx.err("the body refers to a value that does not exist"))
+        })
+        .collect()
 }
 
 /// Stacks per-iteration values along a new axis 0 of length `trips`, zero-filling the rest.
