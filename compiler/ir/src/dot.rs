@@ -65,8 +65,9 @@ fn write_graph(out: &mut String, g: &Graph, prefix: &str, end: &str, depth: usiz
             let _ = writeln!(out, "{pad}  style=dashed;");
             write_graph(out, &l.body, &inner, "yield", depth + 1);
             let _ = writeln!(out, "{pad}}}");
-            if let Some(first) = Numbering::of(&l.body).order.first() {
-                let first = format!("{inner}{}", Numbering::of(&l.body).number[first]);
+            if !l.body.is_empty() {
+                // The body's node numbered 0 (its first in topological order).
+                let first = format!("{inner}0");
                 let _ = writeln!(
                     out,
                     "{pad}{} -> {first} [style=dashed, arrowhead=none, lhead=cluster_{inner}];",

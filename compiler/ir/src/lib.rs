@@ -2,7 +2,9 @@
 //!
 //! A [`Module`] holds the weights ([`ParamDecl`]) and entry points ([`Function`]) of a model.
 //! Each function is a [`Graph`]: a `petgraph` stable graph of [`Node`]s, each an [`Op`] with its
-//! result types. Shapes are symbolic ([`Dim`]). [`infer`] defines every op's typing rule.
+//! result types. Shapes are symbolic ([`Dim`]). [`infer`](fn@infer) defines every op's typing
+//! rule, [`verify`] checks a module's invariants, [`text`] prints and parses the IR text form,
+//! [`dot`] exports Graphviz, and [`passes`] holds the graph rewrites.
 
 pub mod dot;
 pub mod dtype;

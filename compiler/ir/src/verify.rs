@@ -93,7 +93,7 @@ fn types_str(ts: &[TensorType]) -> String {
 
 fn check_graph(g: &Graph, params: &[ParamDecl], location: &str, errors: &mut Vec<VerifyError>) {
     let num = Numbering::of(g);
-    let acyclic = g.topo_order().is_ok();
+    let cycle = g.topo_order().err();
     let name = |n: NodeId| match num.number.get(&n) {
         Some(k) => format!("%{k} = {}", g.dag[n].op.mnemonic()),
         None => format!("node {}", n.index()),
@@ -106,7 +106,7 @@ fn check_graph(g: &Graph, params: &[ParamDecl], location: &str, errors: &mut Vec
             message,
         })
     };
-    if let Err(n) = g.topo_order() {
+    if let Some(n) = cycle {
         err(Some(n), "the graph has a cycle through this node".to_string());
     }
 
@@ -176,7 +176,7 @@ fn check_graph(g: &Graph, params: &[ParamDecl], location: &str, errors: &mut Vec
     for &n in &num.order {
         let node = &g.dag[n];
         let operands = g.operands(n);
-        let ok = acyclic
+        let ok = cycle.is_none()
             && operands_ok.contains(&n)
             && operands
                 .iter()

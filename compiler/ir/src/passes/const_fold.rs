@@ -19,11 +19,11 @@ use crate::graph::{Graph, NodeId};
 use crate::op::{BinaryOp, Literal, LiteralData, Op, UnaryOp};
 
 /// Folds `unary`, `binary`, `select` and `cast` nodes whose operands are all `const` literals of
-/// at most [`MAX_ELEMENTS`] elements, with a static result of at most as many.
+/// at most 4096 elements, with a static result of at most as many.
 pub struct ConstFold;
 
 /// The largest literal (operand or result) that is folded.
-pub const MAX_ELEMENTS: u64 = 4096;
+const MAX_ELEMENTS: u64 = 4096;
 
 impl Pass for ConstFold {
     fn name(&self) -> &'static str {

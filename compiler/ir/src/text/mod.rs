@@ -2,9 +2,10 @@
 //! a parser that reads it back.
 //!
 //! `print → parse → print` is the identity, and `parse(print(m))` equals `m` structurally. Nodes
-//! are numbered densely in the deterministic topological order of [`Graph::topo_order`]
-//! (the numbering of [`Graph::compacted`]); every graph, and every loop body, numbers its own
-//! nodes from `%0`.
+//! are numbered densely in the deterministic topological order of
+//! [`Graph::topo_order`](crate::Graph::topo_order) (the numbering of
+//! [`Graph::compacted`](crate::Graph::compacted)); every graph, and every loop body, numbers its
+//! own nodes from `%0`.
 //!
 //! ```text
 //! module Mlp

@@ -90,7 +90,7 @@ fn param_decl(p: &ParamDecl) -> String {
         Init::Normal(s) => format!("normal({})", float(s)),
         Init::Uniform(b) => format!("uniform({})", float(b)),
         Init::Fill(v) if v == 0.0 && v.is_sign_positive() => "zeros".to_string(),
-        Init::Fill(v) if v == 1.0 => "ones".to_string(),
+        Init::Fill(1.0) => "ones".to_string(),
         Init::Fill(v) => format!("fill({})", float(v)),
     };
     format!("param {}: {}{:?} init {init}", name(&p.name), p.dtype, p.shape)
