@@ -30,6 +30,7 @@ model PointerNet(
   beam_width: int = 3,       // K for `beam`; must not exceed the number of points N
   max_points: int = 1024,    // static bound of the run-time loops over N
   init_scale: float = 0.08,  // uniform(-0.08, 0.08) for v, go and eos, as in the paper
+  hull_no_repeat: bool = true, // `hull`: mask points already output (false: the paper's unconstrained decoding)
 ) {
   encoder = LSTMCell(coords, hidden)               // e_j = LSTM_enc(P_j, e_{j-1})
   decoder = LSTMCell(coords, hidden)               // d_i = LSTM_dec(input_i, d_{i-1})
@@ -135,26 +136,29 @@ model PointerNet(
   // ---------------------------------------------------------------- convex hull (EOS)
 
   // Pointer index 0 is an EOS slot whose encoder input is the learned `eos` vector; indices
-  // 1..N are the points. Decoding is unconstrained (no visited mask), one pointer per step,
-  // until every row has pointed at EOS (at most N + 1 steps). Outputs: `hull` i64 [B, N + 1]
-  // with pointer indices (1-based points) and 0 from the EOS step on, `lengths` (points before
-  // EOS), and log p of the decoded sequence including its EOS.
+  // 1..N are the points. One pointer per step until every row has pointed at EOS (at most N + 1
+  // steps). The paper decodes hulls unconstrained; with `hull_no_repeat` (default) a point
+  // already output is masked, so every row ends with EOS after at most N points even with random
+  // weights. Outputs: `hull` i64 [B, N + 1] with pointer indices (1-based points) and 0 from the
+  // EOS step on, `lengths` (points before EOS), and log p of the sequence including its EOS.
   entry hull(points: f32[B, N, coords]) {
     let inputs = concat([expand(eos[None, None, :], [B, 1, coords]), points], axis = 1)  // [B, N+1, C]
     let (e, h0, c0) = encode(inputs)
     let w1e = w1(e)
-    let none = zeros([B, N + 1], bool)
+    let points_only = iota([B, N + 1], 1) != 0               // every slot but EOS
     loop i in 0..N + 1 max max_points carry (
       h = h0, c = c0, x = go_rows(B),
+      visited = zeros([B, N + 1], bool),                     // stays all false unless hull_no_repeat
       done = zeros([B], bool),
       lengths = zeros([B], i64),
       logp = zeros([B]),
     ) until all(done) {
-      let (lp, h2, c2) = step(w1e, x, h, c, none)
+      let (lp, h2, c2) = step(w1e, x, h, c, visited)
       let j = argmax(lp, axis = -1)
       let lpj = gather(lp, j[:, None], 1)[:, 0]
       let done2 = done | (j == 0)
-      next h = h2, c = c2, x = pick(inputs, j), done = done2,
+      let visited2 = if hull_no_repeat { visited | (one_hot(j, N + 1, bool) & points_only) } else { visited }
+      next h = h2, c = c2, x = pick(inputs, j), visited = visited2, done = done2,
            lengths = lengths + cast(!done2, i64),
            logp = logp + where(done, 0.0, lpj)
       emit out = where(done, 0, j)                           // 0 (EOS) once a row is done

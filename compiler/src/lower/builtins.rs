@@ -225,6 +225,10 @@ impl<'p> Lowerer<'p> {
                     return Ok(if c { b.vals[1].clone() } else { b.vals[2].clone() });
                 }
                 let c = self.to_tensor(env, &b.vals[0], Some(DType::Bool), b.spans[0])?;
+                if self.ty(c).dtype != DType::Bool {
+                    return Err(Diagnostic::new(b.spans[0], format!("the condition of `where` must be a bool tensor, found {}", self.ty(c)))
+                        .note("expected a comparison such as `where(x > 0.0, x, 0.0)`"));
+                }
                 let like = self.dtype_of(&b.vals[1]).or(self.dtype_of(&b.vals[2]));
                 let x = self.to_tensor(env, &b.vals[1], like, b.spans[1])?;
                 let y = self.to_tensor(env, &b.vals[2], like, b.spans[2])?;
@@ -425,6 +429,9 @@ impl<'p> Lowerer<'p> {
                 let ramp = self.node1(env, Op::Iota { shape: shape.clone(), axis: rank - 1, dtype: idt }, &[], span)?;
                 let ix = self.insert_axis(env, i, rank - 1, span)?;
                 let eq = self.node1(env, Op::Binary(BinaryOp::Eq), &[ramp, ix], span)?;
+                if dt == DType::Bool {
+                    return t(eq);
+                }
                 t(self.node1(env, Op::Cast(dt), &[eq], span)?)
             }
             "zeros" | "ones" | "full" => {

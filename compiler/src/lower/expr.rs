@@ -4,7 +4,7 @@ use mlc_dsl::ast::{BinOp, Expr, ExprKind, IndexItem, UnOp};
 use mlc_dsl::{Diagnostic, Span};
 use mlc_ir::{BinaryOp, DType, Dim, Literal, Op, UnaryOp};
 
-use super::{Env, Lowerer, R, TVal, Val};
+use super::{Env, Lowerer, R, Scalar, TVal, Val};
 
 impl<'p> Lowerer<'p> {
     /// Evaluates an expression that must not create graph nodes (hyperparameters, shapes).
@@ -63,15 +63,15 @@ impl<'p> Lowerer<'p> {
             Val::Tensor(t) => Ok(*t),
             Val::Int(i) => {
                 let dt = like.filter(|d| *d != DType::Bool).unwrap_or(DType::I64);
-                self.constant(env, dt, *i as f64, span)
+                self.constant(env, dt, Scalar::Int(*i), span)
             }
             Val::Float(f) => match like {
-                Some(d) if d.is_float() => self.constant(env, d, *f, span),
-                None => self.constant(env, DType::F32, *f, span),
-                Some(d) => Err(Diagnostic::new(span, format!("cannot use the float {f} with a {d} tensor"))
-                    .note("expected an explicit `cast`")),
+                Some(d) if d.is_float() => self.constant(env, d, Scalar::Float(*f), span),
+                None => self.constant(env, DType::F32, Scalar::Float(*f), span),
+                Some(d) => Err(Diagnostic::new(span, format!("cannot use the float {f:?} with a tensor of dtype {d}"))
+                    .note(format!("expected a value of dtype {d}, or a float tensor: `cast(x, f32)`"))),
             },
-            Val::Bool(b) => self.constant(env, DType::Bool, f64::from(u8::from(*b)), span),
+            Val::Bool(b) => self.constant(env, DType::Bool, Scalar::Bool(*b), span),
             Val::Dim(d) => {
                 let t = self.node1(env, Op::DimSize(d.clone()), &[], span)?;
                 match like {
@@ -93,7 +93,7 @@ impl<'p> Lowerer<'p> {
 
     fn unary(&mut self, env: &Env, op: UnOp, v: Val, span: Span) -> R<Val> {
         match (op, &v) {
-            (UnOp::Neg, Val::Int(i)) => Ok(Val::Int(i.wrapping_neg())),
+            (UnOp::Neg, Val::Int(i)) => i.checked_neg().map(Val::Int).ok_or_else(|| overflow(span)),
             (UnOp::Neg, Val::Float(f)) => Ok(Val::Float(-f)),
             (UnOp::Neg, Val::Dim(d)) => Ok(Val::from_dim(d * &Dim::c(-1))),
             (UnOp::Not, Val::Bool(b)) => Ok(Val::Bool(!b)),
@@ -194,8 +194,18 @@ impl<'p> Lowerer<'p> {
     fn field(&mut self, obj: Val, name: &str, span: Span) -> R<Val> {
         match obj {
             Val::Inst(i) => self.member(i, name, span)?.ok_or_else(|| {
-                let block = &self.block_def(self.insts[i].block).name.name;
-                Diagnostic::new(span, format!("block `{block}` has no member `{name}`"))
+                let def = self.block_def(self.insts[i].block);
+                let inst = &self.insts[i];
+                let mut names: Vec<String> = inst.params.keys().chain(inst.subs.keys()).chain(inst.env.keys()).cloned().collect();
+                names.extend(def.members.iter().filter_map(|m| match m {
+                    mlc_dsl::ast::Member::Fn(f) => Some(f.name.name.clone()),
+                    _ => None,
+                }));
+                names.sort();
+                names.dedup();
+                let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+                Diagnostic::new(span, format!("block `{}` has no member `{name}`", def.name.name))
+                    .note(format!("expected one of: {}", names.join(", ")))
             }),
             other => Err(Diagnostic::new(span, format!("{} has no field `{name}`", other.kind()))),
         }
@@ -249,7 +259,8 @@ impl<'p> Lowerer<'p> {
             return Err(Diagnostic::new(span, "at most one `...` in an index"));
         }
         if consumed > rank {
-            return Err(Diagnostic::new(span, format!("{consumed} indices for a tensor of type {}", self.ty(t))));
+            return Err(Diagnostic::new(span, format!("too many indices: {consumed} for a tensor of rank {rank} ({})", self.ty(t)))
+                .note(format!("expected at most {rank} indices (`None` and `...` do not count)")));
         }
         let mut cur = t;
         let mut axis = 0usize;
@@ -378,16 +389,24 @@ fn static_binary(op: BinOp, a: &Val, b: &Val, span: Span) -> R<Val> {
     use BinOp::*;
     let bad = || Diagnostic::new(span, format!("cannot apply `{}` to {} and {}", op_str(op), a.kind(), b.kind()));
     match (a, b) {
+        (Val::List(x) | Val::Tuple(x), Val::List(y) | Val::Tuple(y)) if op == Add => {
+            Ok(Val::List(x.iter().chain(y).cloned().collect()))
+        }
         (Val::Int(x), Val::Int(y)) => {
             let (x, y) = (*x, *y);
+            let checked = |r: Option<i64>| r.map(Val::Int).ok_or_else(|| overflow(span));
             Ok(match op {
-                Add => Val::Int(x.wrapping_add(y)),
-                Sub => Val::Int(x.wrapping_sub(y)),
-                Mul => Val::Int(x.wrapping_mul(y)),
+                Add => checked(x.checked_add(y))?,
+                Sub => checked(x.checked_sub(y))?,
+                Mul => checked(x.checked_mul(y))?,
                 Div | Rem if y == 0 => return Err(Diagnostic::new(span, "division by zero")),
-                Div => Val::Int(x.wrapping_div(y) - i64::from(x.wrapping_rem(y) != 0 && ((x < 0) != (y < 0)))),
-                Rem => Val::Int(x.wrapping_rem(y).wrapping_add(y).wrapping_rem(y)),
-                Pow if y >= 0 => Val::Int(x.wrapping_pow(y.min(u32::MAX as i64) as u32)),
+                Div => checked(floor_div(x, y))?,
+                Rem => {
+                    // The result has the sign of `y` (Python's `%`).
+                    let r = x.wrapping_rem(y);
+                    Val::Int(if r != 0 && ((r < 0) != (y < 0)) { r + y } else { r })
+                }
+                Pow if y >= 0 => checked(u32::try_from(y).ok().and_then(|e| x.checked_pow(e)))?,
                 Pow => Val::Float((x as f64).powf(y as f64)),
                 Eq => Val::Bool(x == y),
                 Ne => Val::Bool(x != y),
@@ -457,6 +476,18 @@ fn static_binary(op: BinOp, a: &Val, b: &Val, span: Span) -> R<Val> {
             }
         }
     }
+}
+
+/// Floor division (rounds toward negative infinity), `None` on overflow.
+fn floor_div(x: i64, y: i64) -> Option<i64> {
+    let q = x.checked_div(y)?;
+    Some(if x % y != 0 && ((x < 0) != (y < 0)) { q - 1 } else { q })
+}
+
+/// A static integer computation that does not fit in 64 bits.
+fn overflow(span: Span) -> Diagnostic {
+    Diagnostic::new(span, "integer overflow in a value computed at compile time")
+        .note(format!("expected a result between {} and {}", i64::MIN, i64::MAX))
 }
 
 /// The source spelling of an operator.

@@ -24,6 +24,9 @@ pub struct Instance {
     pub subs: BTreeMap<String, Val>,
 }
 
+/// The most elements one parameter may have.
+const MAX_PARAM_ELEMENTS: u64 = 1 << 40;
+
 fn join(path: &str, name: &str) -> String {
     if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
 }
@@ -90,7 +93,15 @@ impl<'p> Lowerer<'p> {
 
     fn build_members(&mut self, id: InstId, def: &'p ast::BlockDef) -> R<()> {
         let file = self.insts[id].block.file;
+        let mut names: HashMap<&str, Span> = def.hparams.iter().map(|h| (h.name.name.as_str(), h.name.span)).collect();
         for m in &def.members {
+            if let Some(name) = member_name(m) {
+                if let Some(prev) = names.insert(&name.name, name.span) {
+                    let (line, col) = self.prog.sources.file(prev.file).line_col(prev.start as usize);
+                    return Err(Diagnostic::new(name.span, format!("`{}` is already defined in block `{}`", name.name, def.name.name))
+                        .note(format!("the first definition is at line {line}, column {col}; expected one meaning per name")));
+                }
+            }
             let env = Env { vars: self.insts[id].env.clone(), inst: None, file, binding: self.insts[id].path.clone(), in_loop: None };
             match m {
                 Member::Let { name, value, .. } => {
@@ -146,13 +157,22 @@ impl<'p> Lowerer<'p> {
                 .note("expected one of: f32, f16, bf16, i32, i64, bool")
         })?;
         let mut shape = Vec::new();
+        let mut count: u64 = 1;
         for d in dims {
             match self.eval_static(env, d)? {
-                Val::Int(n) if n >= 0 => shape.push(n as u64),
+                Val::Int(n) if n >= 0 => {
+                    shape.push(n as u64);
+                    count = count.saturating_mul(n as u64);
+                }
                 other => {
                     return Err(Diagnostic::new(d.span, format!("a parameter dimension must be a static non-negative integer, found {}", other.kind())));
                 }
             }
+        }
+        if count > MAX_PARAM_ELEMENTS {
+            let shown: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+            return Err(Diagnostic::new(name.span, format!("parameter `{}` of shape [{}] is too large", name.name, shown.join(", ")))
+                .note(format!("expected at most {MAX_PARAM_ELEMENTS} elements (2^40) per parameter")));
         }
         let init = match init {
             None => Init::Normal(0.02),
@@ -203,7 +223,13 @@ impl<'p> Lowerer<'p> {
         let target = match self.prog.scopes.get(&file).and_then(|s| s.get(&block.name)) {
             Some(r) if matches!(self.item(*r), Item::Block(_)) => *r,
             Some(_) => return Err(Diagnostic::new(block.span, format!("`{}` is not a block", block.name))),
-            None => return Err(Diagnostic::new(block.span, format!("unknown block `{}`", block.name))),
+            None => {
+                let mut d = Diagnostic::new(block.span, format!("unknown block `{}`", block.name));
+                if let Some(m) = super::stmt::std_module_defining(&block.name) {
+                    d = d.note(format!("`{}` is defined in the standard library: add `import std.{m}`", block.name));
+                }
+                return Err(d);
+            }
         };
         let arg_vals = self.eval_args(env, args)?;
         let path = join(&self.insts[id].path, &name.name);
@@ -248,7 +274,7 @@ impl<'p> Lowerer<'p> {
                 let (ub, ob) = (self.insts[*u].block, self.insts[*o].block);
                 if ub != ob {
                     let (un, on) = (&self.block_def(ub).name.name, &self.block_def(ob).name.name);
-                    return Err(Diagnostic::new(span, format!("cannot share parameters between a `{un}` and a `{on}`"))
+                    return Err(Diagnostic::new(span, format!("cannot share parameters between block `{un}` and block `{on}`"))
                         .note("expected two instances of the same block"));
                 }
                 let params: Vec<(String, Option<ParamDecl>)> =
@@ -297,3 +323,12 @@ impl<'p> Lowerer<'p> {
     }
 }
 
+
+/// The name a member defines inside its block (entries are called from outside only).
+fn member_name(m: &Member) -> Option<&ast::Ident> {
+    match m {
+        Member::Param { name, .. } | Member::Sub { name, .. } | Member::Let { name, .. } => Some(name),
+        Member::Fn(f) => Some(&f.name),
+        Member::Entry(_) => None,
+    }
+}

@@ -21,7 +21,7 @@ use mlc_dsl::{Diagnostic, FileId, Span};
 use mlc_ir::{DType, Graph, Literal, Module, Op, Origin, TensorType, Value};
 
 pub use instance::Instance;
-pub use value::{ArgVal, InstId, TVal, Val};
+pub use value::{ArgVal, InstId, Scalar, TVal, Val};
 
 /// A diagnostic-or-value result.
 pub type R<T> = Result<T, Diagnostic>;
@@ -114,6 +114,9 @@ pub fn lower_program(prog: &Program, opts: &LowerOptions) -> Result<Module, Vec<
             }
         }
     }
+    // An error in a function that several entries call is reported once.
+    let mut seen = std::collections::HashSet::new();
+    diags.retain(|d| seen.insert((d.span, d.message.clone())));
     if diags.is_empty() { Ok(module) } else { Err(diags) }
 }
 
@@ -206,7 +209,15 @@ impl<'p> Lowerer<'p> {
         let vals: Vec<Value> = operands.iter().map(|t| self.get(*t)).collect();
         let origin = Origin { name: env.binding.clone(), loc: self.loc(span) };
         let level = self.level();
-        let id = self.graph().add(op, &vals, origin).map_err(|e| Diagnostic::new(span, format!("shape error in {e}")))?;
+        let id = self.graph().add(op, &vals, origin).map_err(|e| {
+            if e.message.contains("dtypes differ") {
+                Diagnostic::new(span, format!("type error in {e}")).note("expected operands of one dtype: convert with `cast(x, f32)`")
+            } else if ["dtype", "not defined for", "must be bool", "bool values", "integer scalar"].iter().any(|k| e.message.contains(k)) {
+                Diagnostic::new(span, format!("type error in {e}"))
+            } else {
+                Diagnostic::new(span, format!("shape error in {e}"))
+            }
+        })?;
         let n = self.frames[level].graph.node(id).outputs.len();
         Ok((0..n).map(|i| TVal { level, v: Value { node: id, index: i as u32 } }).collect())
     }
@@ -216,15 +227,30 @@ impl<'p> Lowerer<'p> {
         Ok(self.node(env, op, operands, span)?[0])
     }
 
-    /// A scalar constant of the given dtype.
-    fn constant(&mut self, env: &Env, dtype: DType, v: f64, span: Span) -> R<TVal> {
-        let lit = if dtype.is_float() {
-            let v = if dtype == DType::F32 { v as f32 as f64 } else { v };
-            Literal::float(dtype, v)
-        } else if dtype == DType::Bool {
-            Literal::bool(v != 0.0)
-        } else {
-            Literal::int(dtype, v as i64)
+    /// A scalar constant of the given dtype from a static number. Half-precision constants
+    /// are made in f32 and cast, so their rounding is the cast's; an integer that does not fit
+    /// the dtype is an error.
+    fn constant(&mut self, env: &Env, dtype: DType, v: Scalar, span: Span) -> R<TVal> {
+        let lit = match (dtype, v) {
+            (DType::Bool, Scalar::Bool(b)) => Literal::bool(b),
+            (DType::Bool, Scalar::Int(i)) => Literal::bool(i != 0),
+            (DType::F32, Scalar::Int(i)) => Literal::float(dtype, i as f32 as f64),
+            (DType::F32, Scalar::Float(f)) => Literal::float(dtype, f as f32 as f64),
+            (DType::F16 | DType::BF16, _) => {
+                let c = self.constant(env, DType::F32, v, span)?;
+                return self.node1(env, Op::Cast(dtype), &[c], span);
+            }
+            (DType::I64, Scalar::Int(i)) => Literal::int(dtype, i),
+            (DType::I32, Scalar::Int(i)) => match i32::try_from(i) {
+                Ok(_) => Literal::int(dtype, i),
+                Err(_) => return Err(Diagnostic::new(span, format!("the integer {i} does not fit in i32"))),
+            },
+            (d, Scalar::Float(f)) => {
+                return Err(Diagnostic::new(span, format!("cannot use the float {f} as a {d} value")).note("expected an explicit `cast`"));
+            }
+            (d, Scalar::Bool(b)) => {
+                return Err(Diagnostic::new(span, format!("cannot use the bool {b} as a {d} value")).note("expected `where(c, 1, 0)` or `cast`"));
+            }
         };
         self.node1(env, Op::Const(lit), &[], span)
     }

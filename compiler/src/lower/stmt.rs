@@ -35,12 +35,18 @@ impl<'p> Lowerer<'p> {
             candidates.extend(scope.keys().cloned());
         }
         candidates.extend(builtins::NAMES.iter().map(|s| s.to_string()));
-        let mut close: Vec<String> = candidates.into_iter().filter(|c| edit_distance(c, name) <= 2).collect();
+        // Typos: at most one edit per three characters (so `z` does not suggest every short name).
+        let limit = (name.chars().count() / 3).max(1);
+        let mut close: Vec<String> =
+            candidates.into_iter().filter(|c| c != name && edit_distance(c, name) <= limit && c.len() + name.len() > 2).collect();
         close.sort();
         close.dedup();
         let mut d = Diagnostic::new(span, format!("unknown name `{name}`"));
         if !close.is_empty() {
             d = d.note(format!("did you mean {}?", close.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")));
+        }
+        if let Some(m) = std_module_defining(name) {
+            d = d.note(format!("`{name}` is defined in the standard library: add `import std.{m}`"));
         }
         Err(d)
     }
@@ -104,7 +110,7 @@ impl<'p> Lowerer<'p> {
                 None => {
                     if positional >= params.len() {
                         return Err(Diagnostic::new(a.span, format!("too many arguments for {what}"))
-                            .note(format!("expected at most {}", params.len())));
+                            .note(format!("expected at most {}: {}", params.len(), param_list(params))));
                     }
                     positional += 1;
                     positional - 1
@@ -123,9 +129,10 @@ impl<'p> Lowerer<'p> {
         for (p, slot) in params.iter().zip(slots) {
             let a = match (slot, &p.default) {
                 (Some(a), _) => a,
-                (None, Some(d)) => ArgVal { name: None, val: self.eval(env, d)?, span },
+                (None, Some(d)) => ArgVal { name: None, val: self.eval(env, d)?, span: d.span },
                 (None, None) => {
-                    return Err(Diagnostic::new(span, format!("missing argument `{}` of {what}", p.name.name)));
+                    return Err(Diagnostic::new(span, format!("missing argument `{}` of {what}", p.name.name))
+                        .note(format!("expected arguments: {}", param_list(params))));
                 }
             };
             let a = self.check_arg_type(env, p, a)?;
@@ -166,12 +173,14 @@ impl<'p> Lowerer<'p> {
                 };
                 let actual = self.ty(t).clone();
                 let expected_str = || format!("{}[{}]", dt, dims.as_ref().map_or("...".into(), |d| d.iter().map(|x| self.prog.sources.snippet(x.span).to_string()).collect::<Vec<_>>().join(", ")));
+                let wrong = |why: String| format!("argument `{name}` has type {actual}, {why}");
                 if actual.dtype != dt {
-                    return Err(Diagnostic::new(a.span, format!("argument `{name}` has type {actual}")).note(format!("expected {}", expected_str())));
+                    return Err(Diagnostic::new(a.span, wrong(format!("but `{name}` is declared {dt}"))).note(format!("expected {}", expected_str())));
                 }
                 if let Some(dims) = dims {
                     if dims.len() != actual.rank() {
-                        return Err(Diagnostic::new(a.span, format!("argument `{name}` has type {actual}")).note(format!("expected {}", expected_str())));
+                        return Err(Diagnostic::new(a.span, wrong(format!("but `{name}` is declared with rank {}", dims.len())))
+                            .note(format!("expected {}", expected_str())));
                     }
                     for (d, got) in dims.iter().zip(&actual.shape) {
                         let want = match &d.kind {
@@ -182,7 +191,9 @@ impl<'p> Lowerer<'p> {
                             _ => self.eval_static(env, d)?,
                         };
                         if want.as_dim().as_ref() != Some(got) {
-                            return Err(Diagnostic::new(a.span, format!("argument `{name}` has type {actual}")).note(format!("expected {}", expected_str())));
+                            let declared = self.prog.sources.snippet(d.span).to_string();
+                            return Err(Diagnostic::new(a.span, wrong(format!("but its declared dimension `{declared}` is {}", want.as_dim().map_or(want.kind(), |w| w.to_string()))))
+                                .note(format!("expected {}", expected_str())));
                         }
                     }
                 }
@@ -246,8 +257,17 @@ impl<'p> Lowerer<'p> {
         self.depth += 1;
         let ret = self.exec_body(&mut env, &def.body);
         self.depth -= 1;
+        // An error inside the inlined body: say which call led there (innermost first, a few levels).
+        let ret = ret.map_err(|mut d| {
+            let frames = d.notes.iter().filter(|n| n.starts_with("in `")).count();
+            if frames < 4 && d.span.start != span.start {
+                d.notes.push(format!("in `{}`, called at {}", def.name.name, self.loc(span)));
+            }
+            d
+        });
         match ret? {
-            None => Err(Diagnostic::new(def.name.span, format!("`{}` ends without `return`", def.name.name))),
+            None => Err(Diagnostic::new(def.name.span, format!("`{}` ends without `return`", def.name.name))
+                .note(format!("expected a `return` as the last statement (called at {})", self.loc(span)))),
             Some(vals) if vals.len() == 1 => Ok(vals.into_iter().next().expect("one value").1),
             Some(vals) => Ok(Val::Tuple(vals.into_iter().map(|(_, v, _)| v).collect())),
         }
@@ -282,13 +302,15 @@ impl<'p> Lowerer<'p> {
                     return Err(Diagnostic::new(start.span.to(end.span), "a `for` range must be static integers")
                         .note("expected hyperparameters or literals; for a run-time count use `loop`"));
                 };
-                if b - a > 1_000_000 {
-                    return Err(Diagnostic::new(end.span, format!("a `for` loop of {} iterations is unrolled at compile time", b - a)));
+                if i128::from(b) - i128::from(a) > 1_000_000 {
+                    return Err(Diagnostic::new(start.span.to(end.span), format!("a `for` loop of {} iterations is too long to unroll", i128::from(b) - i128::from(a)))
+                        .note("expected at most 1000000 iterations: `for` is unrolled at compile time; use `loop` for long runs"));
                 }
                 for i in a..b {
                     env.vars.insert(var.name.clone(), Val::Int(i));
                     if self.exec_body(env, body)?.is_some() {
-                        return Err(Diagnostic::new(body.span, "`return` inside a `for` loop"));
+                        return Err(Diagnostic::new(return_span(body), "`return` inside a `for` loop")
+                            .note("expected `return` at the end of the function body, after the loop"));
                     }
                 }
                 Ok(None)
@@ -375,6 +397,7 @@ impl<'p> Lowerer<'p> {
     fn loop_bounds(&mut self, env: &Env, l: &LoopStmt) -> R<(Dim, Dim, u64)> {
         let mut start = Dim::c(0);
         let mut trips = None;
+        let range_span = l.range.as_ref().map_or(l.var.span, |(a, b)| a.span.to(b.span));
         if let Some((a, b)) = &l.range {
             let va = self.eval_static(env, a)?;
             let vb = self.eval_static(env, b)?;
@@ -396,13 +419,15 @@ impl<'p> Lowerer<'p> {
                 if let Some(c) = t.as_const()
                     && (c < 0 || c as u64 > m)
                 {
-                    return Err(Diagnostic::new(l.span, format!("the range has {c} iterations, more than `max {m}`")));
+                    return Err(Diagnostic::new(range_span, format!("the range has {c} iterations, more than `max {m}`"))
+                        .note(format!("expected a range of at most {m} iterations, or a larger `max`")));
                 }
                 Ok((start, t, m))
             }
             (Some(t), None) => match t.as_const() {
                 Some(c) if c >= 0 => Ok((start, t, c as u64)),
-                Some(c) => Err(Diagnostic::new(l.span, format!("the loop range has {c} iterations"))),
+                Some(c) => Err(Diagnostic::new(range_span, format!("the loop range has {c} iterations"))
+                    .note("expected an end that is not before the start")),
                 None => Err(Diagnostic::new(l.var.span, format!("loop over `{}` iterations has no static bound", t))
                     .note("expected `max N` after the range, e.g. `loop i in 0..N max 512`")),
             },
@@ -446,7 +471,8 @@ impl<'p> Lowerer<'p> {
         self.loops.push(LoopCtx { carried: inits.iter().map(|(n, _)| n.clone()).collect(), next: HashMap::new(), emits: Vec::new() });
         benv.in_loop = Some(self.loops.len() - 1);
         if self.exec_body(&mut benv, &l.body)?.is_some() {
-            return Err(Diagnostic::new(l.body.span, "`return` inside a `loop` body"));
+            return Err(Diagnostic::new(return_span(&l.body), "`return` inside a `loop` body")
+                .note("expected `next` and `emit` in a loop body, and `return` after the loop"));
         }
         let ctx = self.loops.pop().expect("pushed above");
         let mut outputs = Vec::new();
@@ -539,7 +565,8 @@ impl<'p> Lowerer<'p> {
             env.vars.insert(p.name.name.clone(), Val::Tensor(TVal { level: 0, v: Value::of(id) }));
         }
         let Some(ret) = self.exec_body(&mut env, &f.body)? else {
-            return Err(Diagnostic::new(f.name.span, format!("entry `{}` ends without `return`", f.name.name)));
+            return Err(Diagnostic::new(f.name.span, format!("entry `{}` ends without `return`", f.name.name))
+                .note("expected a `return` as the last statement"));
         };
         let mut outputs: Vec<(String, Value)> = Vec::new();
         for (i, (name, v, span)) in ret.into_iter().enumerate() {
@@ -547,7 +574,11 @@ impl<'p> Lowerer<'p> {
             if outputs.iter().any(|(n, _)| *n == name) {
                 return Err(Diagnostic::new(span, format!("two outputs are named `{name}`")).note("expected `return a = x, b = y`"));
             }
-            let t = self.to_tensor(&env, &v, None, span)?;
+            let t = self.to_tensor(&env, &v, None, span).map_err(|d| match v {
+                Val::Tensor(_) | Val::Int(_) | Val::Float(_) | Val::Bool(_) | Val::Dim(_) => d,
+                _ => Diagnostic::new(span, format!("output `{name}` of entry `{}` is {}", f.name.name, v.kind()))
+                    .note("expected a tensor: an entry returns tensors"),
+            })?;
             outputs.push((name, self.get(t)));
         }
         if let Some(rets) = &f.ret {
@@ -569,7 +600,8 @@ impl<'p> Lowerer<'p> {
                         }
                     };
                 if !ok {
-                    return Err(Diagnostic::new(*span, format!("output `{name}` has type {got}, which differs from the declared type")));
+                    return Err(Diagnostic::new(*span, format!("output `{name}` has type {got}, which differs from the declared type"))
+                        .note(format!("expected {}", self.prog.sources.snippet(*span))));
                 }
             }
         }
@@ -612,11 +644,35 @@ fn pattern_name(p: &Pattern) -> String {
     }
 }
 
+/// `` `a`, `b` `` for messages about a parameter list.
+fn param_list(params: &[FnParam]) -> String {
+    params.iter().map(|p| format!("`{}`", p.name.name)).collect::<Vec<_>>().join(", ")
+}
+
+/// The span of the `return` statement that ends `body` (the body's span if there is none).
+fn return_span(body: &Body) -> Span {
+    body.stmts.iter().find_map(|s| if let Stmt::Return { span, .. } = s { Some(*span) } else { None }).unwrap_or(body.span)
+}
+
 fn stmt_span(s: &Stmt) -> Span {
     match s {
         Stmt::Let { span, .. } | Stmt::For { span, .. } | Stmt::Next { span, .. } | Stmt::Emit { span, .. } | Stmt::Return { span, .. } => *span,
         Stmt::Loop(l) => l.span,
     }
+}
+
+/// The standard library module that defines an item `name`, for "add an import" hints.
+pub(super) fn std_module_defining(name: &str) -> Option<&'static str> {
+    let defines = |text: &str| {
+        mlc_dsl::parser::parse_text(text, FileId(0)).is_ok_and(|f| {
+            f.items.iter().any(|it| match it {
+                Item::Fn(f) => f.name.name == name,
+                Item::Block(b) => b.name.name == name,
+                Item::Import(_) => false,
+            })
+        })
+    };
+    mlc_dsl::STD_MODULES.iter().find(|(_, text)| defines(text)).map(|(m, _)| *m)
 }
 
 /// Levenshtein distance, for "did you mean" hints.

@@ -46,7 +46,7 @@ impl Val {
     pub fn kind(&self) -> String {
         match self {
             Val::Int(i) => format!("the integer {i}"),
-            Val::Float(f) => format!("the float {f}"),
+            Val::Float(f) => format!("the float {f:?}"),
             Val::Bool(b) => format!("the bool {b}"),
             Val::None => "None".into(),
             Val::Dim(d) => format!("the dimension {d}"),
@@ -95,4 +95,12 @@ pub struct ArgVal {
     pub name: Option<String>,
     pub val: Val,
     pub span: Span,
+}
+
+/// A static number or bool on its way into a constant tensor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scalar {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
 }
