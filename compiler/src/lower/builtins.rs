@@ -71,7 +71,7 @@ fn static_unary(op: UnaryOp, x: f64) -> Option<Val> {
         UnaryOp::Cos => Val::Float(x.cos()),
         UnaryOp::Floor => Val::Int(x.floor() as i64),
         UnaryOp::Ceil => Val::Int(x.ceil() as i64),
-        UnaryOp::Round => Val::Int(x.round() as i64),
+        UnaryOp::Round => Val::Int(x.round_ties_even() as i64),
         UnaryOp::Sign => Val::Float(if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 }),
         UnaryOp::Erf | UnaryOp::Not => return None,
     })
@@ -198,6 +198,11 @@ impl<'p> Lowerer<'p> {
                 return Ok(v);
             }
             let x = self.tensor(env, &b, 0)?;
+            let dt = self.ty(x).dtype;
+            if !matches!(u, UnaryOp::Not | UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign) && !dt.is_float() {
+                return Err(Diagnostic::new(b.spans[0], format!("`{name}` needs a float tensor, found {}", self.ty(x)))
+                    .note(format!("expected a float dtype: convert with `{name}(cast(x, f32))`")));
+            }
             return t(self.node1(env, Op::Unary(u), &[x], span)?);
         }
         match name {

@@ -75,7 +75,8 @@ impl<'p> Lowerer<'p> {
                     .note("expected int, float or bool"));
             }
         }
-        let bound = self.bind_args(&def.hparams, args, &mut base, span, &format!("block `{}`", def.name.name))?;
+        let what = format!("{} `{}`", if def.is_model { "model" } else { "block" }, def.name.name);
+        let bound = self.bind_args(&def.hparams, args, &mut base, span, &what)?;
         for (h, a) in def.hparams.iter().zip(bound) {
             if matches!(a.val, Val::Tensor(_)) {
                 return Err(Diagnostic::new(a.span, format!("hyperparameter `{}` got a tensor", h.name.name))

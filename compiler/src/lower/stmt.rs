@@ -135,7 +135,7 @@ impl<'p> Lowerer<'p> {
                         .note(format!("expected arguments: {}", param_list(params))));
                 }
             };
-            let a = self.check_arg_type(env, p, a)?;
+            let a = self.check_arg_type(env, p, a, what)?;
             env.vars.insert(p.name.name.clone(), a.val.clone());
             out.push(a);
         }
@@ -144,11 +144,11 @@ impl<'p> Lowerer<'p> {
 
     /// Checks an argument against a declared parameter type. Unknown names in a tensor type's
     /// dims (`x: f32[B, T, d]`) bind to the argument's dims and become visible in the body.
-    fn check_arg_type(&mut self, env: &mut Env, p: &FnParam, a: ArgVal) -> R<ArgVal> {
+    fn check_arg_type(&mut self, env: &mut Env, p: &FnParam, a: ArgVal, what: &str) -> R<ArgVal> {
         let Some(ty) = &p.ty else { return Ok(a) };
         let name = &p.name.name;
         let mismatch = |expected: &str, a: &ArgVal| {
-            Diagnostic::new(a.span, format!("argument `{name}` is {}", a.val.kind())).note(format!("expected {expected}"))
+            Diagnostic::new(a.span, format!("argument `{name}` of {what} is {}", a.val.kind())).note(format!("expected {expected}"))
         };
         match ty {
             TypeExpr::Int(_) => match a.val.as_int() {
@@ -227,7 +227,8 @@ impl<'p> Lowerer<'p> {
                 self.call_fn(def, r.file, None, args, span)
             }
             Val::Builtin(name) => self.call_builtin(env, name, args, span),
-            other => Err(Diagnostic::new(span, format!("{} is not callable", other.kind()))),
+            other => Err(Diagnostic::new(span, format!("{} is not callable", other.kind()))
+                .note("expected a function, a built-in, a block instance, a stack of layers or a method")),
         }
     }
 
@@ -326,7 +327,7 @@ impl<'p> Lowerer<'p> {
                 for (name, e) in values {
                     if !self.loops[li].carried.contains(&name.name) {
                         return Err(Diagnostic::new(name.span, format!("`{}` is not carried by this loop", name.name))
-                            .note(format!("expected one of: {}", self.loops[li].carried.join(", "))));
+                            .note(format!("expected one of: {}", self.loops[li].carried.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))));
                     }
                     env.binding = name.name.clone();
                     let v = self.eval(env, e)?;
@@ -429,7 +430,7 @@ impl<'p> Lowerer<'p> {
                 Some(c) => Err(Diagnostic::new(range_span, format!("the loop range has {c} iterations"))
                     .note("expected an end that is not before the start")),
                 None => Err(Diagnostic::new(l.var.span, format!("loop over `{}` iterations has no static bound", t))
-                    .note("expected `max N` after the range, e.g. `loop i in 0..N max 512`")),
+                    .note("expected a static maximum after the range, e.g. `loop i in 0..N max 512`")),
             },
             (None, Some(m)) => Ok((start, Dim::c(m as i64), m)),
             (None, None) => Err(Diagnostic::new(l.var.span, "loop without a bound")
