@@ -178,6 +178,14 @@ pub enum Stmt {
         span: Span,
     },
     Loop(LoopStmt),
+    /// `if c { ... } else { ... }`: chosen at compile time (`c` must be static); bindings made in
+    /// the chosen branch stay visible after it.
+    If {
+        cond: Expr,
+        then: Body,
+        otherwise: Option<Body>,
+        span: Span,
+    },
     /// `next h = e, c = e` inside a loop body.
     Next {
         values: Vec<(Ident, Expr)>,

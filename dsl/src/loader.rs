@@ -125,6 +125,8 @@ struct Loader {
     resolved: HashMap<(FileId, usize), FileId>,
     /// The files being loaded, outermost first (to detect recursive imports).
     stack: Vec<FileId>,
+    /// For each file in `stack`, the span of the import it is following.
+    following: Vec<Span>,
     diags: Vec<Diagnostic>,
 }
 
@@ -161,10 +163,13 @@ impl Loader {
         };
         self.stack.push(id);
         for (index, item) in file.items.iter().enumerate() {
-            if let Item::Import(import) = item
-                && let Some(target) = self.import(id, import)
-            {
-                self.resolved.insert((id, index), target);
+            if let Item::Import(import) = item {
+                self.following.push(import.span);
+                let target = self.import(id, import);
+                self.following.pop();
+                if let Some(target) = target {
+                    self.resolved.insert((id, index), target);
+                }
             }
         }
         self.stack.pop();
@@ -207,7 +212,7 @@ impl Loader {
                     Err(e) => {
                         self.diags.push(
                             Diagnostic::new(import.span, format!("cannot find imported file `{rel}`"))
-                                .note(format!("looked for `{}`: {e}", full.display())),
+                                .note(format!("looked for `{name}`: {e}")),
                         );
                         return None;
                     }
@@ -237,7 +242,9 @@ impl Loader {
         Some(id)
     }
 
-    /// An import of a file loaded before: fine, unless that file is still being loaded.
+    /// An import of a file loaded before: fine, unless that file is still being loaded. The
+    /// error points at the import in `target` that starts the cycle (in the root file when the
+    /// cycle goes through it); `span` is the import that closes it.
     fn check_recursion(&mut self, target: FileId, span: Span) -> Option<FileId> {
         let Some(pos) = self.stack.iter().position(|&f| f == target) else {
             return Some(target);
@@ -247,10 +254,18 @@ impl Loader {
             .chain(std::iter::once(&target))
             .map(|&f| self.sources.file(f).name.as_str())
             .collect();
-        self.diags.push(Diagnostic::new(
-            span,
-            format!("recursive import: {}", chain.join(" -> ")),
-        ));
+        let start = self.following.get(pos).copied().unwrap_or(span);
+        let mut d = Diagnostic::new(start, format!("recursive import: {}", chain.join(" -> ")));
+        if start != span {
+            d = d.note(format!(
+                "`{}` imports `{}` again at {}",
+                self.sources.file(span.file).name,
+                self.sources.file(target).name,
+                self.sources.location(span)
+            ));
+        }
+        d = d.note("expected imports without cycles: move the shared items into a file both can import");
+        self.diags.push(d);
         None
     }
 

@@ -280,7 +280,9 @@ impl<'p> Lowerer<'p> {
     fn exec_body(&mut self, env: &mut Env, body: &Body) -> R<Option<Returned>> {
         for (i, s) in body.stmts.iter().enumerate() {
             if let Some(r) = self.exec_stmt(env, s)? {
-                if let Some(next) = body.stmts.get(i + 1) {
+                // After a static `if` that returned, later statements may still run for other
+                // hyperparameters; after a plain `return` they never can.
+                if let (Stmt::Return { .. }, Some(next)) = (s, body.stmts.get(i + 1)) {
                     return Err(Diagnostic::new(stmt_span(next), "unreachable statement after `return`"));
                 }
                 return Ok(Some(r));
@@ -320,6 +322,15 @@ impl<'p> Lowerer<'p> {
                 self.lower_loop(env, l)?;
                 Ok(None)
             }
+            Stmt::If { cond, then, otherwise, .. } => match self.eval(env, cond)? {
+                Val::Bool(true) => self.exec_body(env, then),
+                Val::Bool(false) => match otherwise {
+                    Some(b) => self.exec_body(env, b),
+                    None => Ok(None),
+                },
+                other => Err(Diagnostic::new(cond.span, format!("an `if` condition must be a static bool, found {}", other.kind()))
+                    .note("expected a condition on hyperparameters; for tensors use `where(cond, a, b)`")),
+            },
             Stmt::Next { values, span } => {
                 let Some(li) = env.in_loop else {
                     return Err(Diagnostic::new(*span, "`next` outside a `loop` body"));
@@ -657,7 +668,12 @@ fn return_span(body: &Body) -> Span {
 
 fn stmt_span(s: &Stmt) -> Span {
     match s {
-        Stmt::Let { span, .. } | Stmt::For { span, .. } | Stmt::Next { span, .. } | Stmt::Emit { span, .. } | Stmt::Return { span, .. } => *span,
+        Stmt::Let { span, .. }
+        | Stmt::For { span, .. }
+        | Stmt::If { span, .. }
+        | Stmt::Next { span, .. }
+        | Stmt::Emit { span, .. }
+        | Stmt::Return { span, .. } => *span,
         Stmt::Loop(l) => l.span,
     }
 }

@@ -143,10 +143,21 @@ pub(super) fn syntax_error(text: &str, file: FileId, err: Error<Rule>) -> Diagno
             format!("`{tok}` is a reserved word and cannot be a name")
         }
         Some((tok, _)) if tok == "\"" && !text[pos + 1..].lines().next().unwrap_or("").contains('"') => {
-            return Diagnostic::new(span, "unterminated string");
+            return Diagnostic::new(span, "unterminated string").note("expected a closing `\"` on the same line");
         }
         Some((tok, _)) if tok == "\"" => "unexpected `\"` (strings are only used in imports)".to_string(),
         Some((tok, _)) if tok == "/*" => return Diagnostic::new(span, "unterminated comment `/*`"),
+        Some((tok, _)) if is_word(tok) && expected.iter().any(|e| e.1 == "a type") => {
+            return Diagnostic::new(span, format!("unknown type `{tok}`"))
+                .note("expected a tensor type such as `f32[B, d]` (dtypes: f32, f16, bf16, i32, i64, bool), or int, float, bool");
+        }
+        Some((tok, end))
+            if is_word(tok) && expected.iter().any(|e| e.1 == "a statement") && is_assignment(&text[*end..]) =>
+        {
+            return Diagnostic::new(span, format!("`{tok} = ...` needs `let`")).note(format!(
+                "expected a statement: `let {tok} = ...` binds (or rebinds) a name"
+            ));
+        }
         Some((tok, _)) => format!("unexpected `{tok}`"),
     };
     let mut diag = Diagnostic::new(span, message);
@@ -154,5 +165,61 @@ pub(super) fn syntax_error(text: &str, file: FileId, err: Error<Rule>) -> Diagno
         let words: Vec<&str> = expected.iter().map(|e| e.1).collect();
         diag = diag.note(format!("expected: {}", words.join(", ")));
     }
+    // A missing closer: point out the bracket left open on an earlier line.
+    if let Some((open, at)) = unclosed(&text[..pos])
+        && expected.iter().any(|e| e.1 == closer_word(open))
+        && text[at..pos].contains('\n')
+    {
+        let line = text[..at].matches('\n').count() + 1;
+        let col = text[..at].rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        diag = diag.note(format!(
+            "the `{open}` opened at line {line}, column {col} is not closed"
+        ));
+    }
     diag
+}
+
+/// A name-like token (not punctuation, not a reserved word).
+fn is_word(tok: &str) -> bool {
+    tok.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && !RESERVED_WORDS.contains(&tok)
+}
+
+/// Whether `rest` (the text after a name) starts with `=` but not `==`.
+fn is_assignment(rest: &str) -> bool {
+    let rest = rest.trim_start_matches([' ', '\t']);
+    rest.starts_with('=') && !rest.starts_with("==")
+}
+
+/// How the closer of an opening bracket is listed among the expected tokens.
+fn closer_word(open: char) -> &'static str {
+    match open {
+        '(' => "`)`",
+        '[' => "`]`",
+        _ => "`}`",
+    }
+}
+
+/// The innermost bracket left open in `text` (comments and strings skipped), with its offset.
+fn unclosed(text: &str) -> Option<(char, usize)> {
+    let mut stack: Vec<(char, usize)> = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '/' if text[i..].starts_with("//") => while chars.next_if(|&(_, c)| c != '\n').is_some() {},
+            '/' if text[i..].starts_with("/*") => {
+                let end = text[i + 2..].find("*/").map_or(text.len(), |e| i + 2 + e + 2);
+                while chars.next_if(|&(j, _)| j < end).is_some() {}
+            }
+            '"' => {
+                while chars.next_if(|&(_, c)| c != '"' && c != '\n').is_some() {}
+                chars.next_if(|&(_, c)| c == '"');
+            }
+            '(' | '[' | '{' => stack.push((c, i)),
+            ')' | ']' | '}' => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    stack.pop()
 }

@@ -17,6 +17,27 @@ impl Builder {
         Ok(Body { stmts, span })
     }
 
+    /// `if c { ... } (else if ... | else { ... })?`
+    fn if_stmt(&mut self, p: Pair<'_, Rule>) -> PResult<Stmt> {
+        let span = self.span(&p);
+        let mut it = kids(p).into_iter();
+        let (Some(cond), Some(then)) = (it.next(), it.next()) else {
+            return Err(Diagnostic::new(span, "internal parser error: incomplete if"));
+        };
+        let cond = self.expr(cond)?;
+        let then = self.body(then)?;
+        let otherwise = match it.next() {
+            None => None,
+            Some(q) if q.as_rule() == Rule::if_stmt => {
+                let nested_span = self.span(&q);
+                let nested = self.if_stmt(q)?;
+                Some(Body { stmts: vec![nested], span: nested_span })
+            }
+            Some(q) => Some(self.body(q)?),
+        };
+        Ok(Stmt::If { cond, then, otherwise, span })
+    }
+
     fn stmt(&mut self, pair: Pair<'_, Rule>) -> PResult<Stmt> {
         let Some(p) = kids(pair.clone()).into_iter().next() else {
             return Err(self.internal(&pair, "a statement"));
@@ -52,6 +73,7 @@ impl Builder {
                 }
             }
             Rule::loop_stmt => Ok(Stmt::Loop(self.loop_stmt(p)?)),
+            Rule::if_stmt => self.if_stmt(p),
             Rule::next_stmt => {
                 let values = kids(p).into_iter().map(|b| self.binding(b)).collect::<PResult<_>>()?;
                 Ok(Stmt::Next { values, span })
