@@ -30,8 +30,8 @@ fn repeat_kv(x, n: int) {
 }
 
 /// The causal mask: bool [tq, tk], true where query i may attend key j, i.e. j <= i + (tk - tq)
-/// (the last query is aligned with the last key, as with a KV cache).
-fn causal_mask(tq, tk) = iota([tq, tk], 1) <= iota([tq, tk], 0) + (tk - tq)
+/// (the last query is aligned with the last key, as with a KV cache). tq, tk: ints or dims.
+fn causal_mask(tq, tk) = iota([tq, tk], 1) + tq <= iota([tq, tk], 0) + tk
 
 // ---------------------------------------------------------------- attention
 

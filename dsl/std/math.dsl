@@ -88,20 +88,15 @@ fn cosine_similarity(a, b, axis: int = -1, eps: float = 1e-8) {
 // ---------------------------------------------------------------- random numbers
 
 /// Standard normal f32 samples of the given `shape` (a list of ints and dims), by Box-Muller:
-/// sqrt(-2 ln u1) * cos(2 pi u2) with u1, u2 the uniforms `2i` and `2i + 1` of
-/// `rand(seed, [2 * numel], offset)` (u1 clamped to at least 2^-24). `seed` and `offset` are i64
-/// scalars (numbers or tensors); a different `offset` gives an independent stream, so pass the
-/// loop index as the offset to get fresh noise in every iteration.
+/// sqrt(-2 ln u1) * cos(2 pi u2) with u1, u2 = u[..., 0], u[..., 1] of
+/// u = rand(seed, shape + [2], offset), i.e. the uniforms 2i and 2i + 1 of the stream (u1 clamped
+/// to at least 2^-24). `seed` and `offset` are i64 scalars (numbers or tensors); a different
+/// `offset` gives an independent stream, so pass the loop index as the offset to get fresh noise
+/// in every iteration.
 fn randn(seed, shape, offset = 0) {
-  let n = 1
-  for i in 0..len(shape) {
-    let n = n * shape[i]
-  }
-  let u = rand(seed, [n, 2], offset)
-  let u1 = maximum(u[:, 0], 5.960464477539063e-08)   // 2^-24: ln stays finite
-  let u2 = u[:, 1]
-  let z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2)
-  return reshape(z, shape)
+  let u = rand(seed, shape + [2], offset)
+  let u1 = maximum(u[..., 0], 5.960464477539063e-08)   // 2^-24: ln stays finite
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u[..., 1])
 }
 
 /// One sample per row from the categorical distribution softmax(logits) over the last axis, by

@@ -44,6 +44,7 @@ fn end_of_file() {
 3 | 
   | ^
   = expected: a member (`param`, `let`, `fn`, `entry` or `name = Block(...)`), `if`, `shares`, `}`
+  = the `{` opened at line 1, column 9 is not closed
 "
     );
     assert_eq!(
@@ -100,7 +101,7 @@ fn other_errors() {
     assert!(parse_err("fn f() { let x = 3. }").contains("unexpected `}`"));
     assert!(parse_err("fn f() = x.0").contains("expected: a name"));
     assert!(parse_err("fn f() { for i in 0 N { } }").contains("expected: `..`"));
-    assert!(parse_err("fn f(x: foo) = x").contains("unexpected `foo`"));
+    assert!(parse_err("fn f(x: foo) = x").contains("unknown type `foo`"));
     assert!(parse_err("import foo").contains("expected: a file name in quotes, `std`"));
     assert!(parse_err("  bar").contains("expected: an item (`import`, `fn`, `block` or `model`)"));
     assert!(parse_err("fn f() = 1 $").contains("unexpected `$`"));

@@ -85,10 +85,12 @@ fn recursive_imports() {
     assert_eq!(
         load_err(&dir.join("a.dsl")),
         format!(
-            "{b}:2:1: error: recursive import: {a} -> {b} -> {a}
+            "{a}:1:1: error: recursive import: {a} -> {b} -> {a}
   |
-2 | import \"a.dsl\"
+1 | import \"b.dsl\"
   | ^^^^^^^^^^^^^^
+  = `{b}` imports `{a}` again at {b}:2:1
+  = expected imports without cycles: move the shared items into a file both can import
 "
         )
     );

@@ -663,7 +663,14 @@ fn param_list(params: &[FnParam]) -> String {
 
 /// The span of the `return` statement that ends `body` (the body's span if there is none).
 fn return_span(body: &Body) -> Span {
-    body.stmts.iter().find_map(|s| if let Stmt::Return { span, .. } = s { Some(*span) } else { None }).unwrap_or(body.span)
+    fn find(body: &Body) -> Option<Span> {
+        body.stmts.iter().find_map(|s| match s {
+            Stmt::Return { span, .. } => Some(*span),
+            Stmt::If { then, otherwise, .. } => find(then).or_else(|| otherwise.as_ref().and_then(find)),
+            _ => None,
+        })
+    }
+    find(body).unwrap_or(body.span)
 }
 
 fn stmt_span(s: &Stmt) -> Span {

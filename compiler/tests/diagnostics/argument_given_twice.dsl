@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 6:30 parameter `f` of `scale` is given twice
 fn scale(x, f) = x * f
 
 model M(d: int = 4) {

@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 3:3 block `Tree` instantiates itself
 block Tree(d: int) {
   left = Tree(d)
   fn forward(x) = left(x)

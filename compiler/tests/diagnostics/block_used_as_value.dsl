@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 9:12 block `Lin` is used like a value
 block Lin(d: int) {
   param w: f32[d, d]
   fn forward(x) = x @ w

@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 4:34 `h` is carried twice
 model M(d: int = 4) {
   entry forward(x: f32[B, d]) {
     loop i in 0..3 carry (h = x, h = x * 2.0) {

@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 4:4 `act` is defined twice in this file
 fn act(x) = tanh(x)
 
 fn act(x) = sigmoid(x)

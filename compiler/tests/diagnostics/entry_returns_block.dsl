@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 10:12 output `proj` of entry `forward` is a block instance
 block Lin(d: int) {
   param w: f32[d, d]
   fn forward(x) = x @ w

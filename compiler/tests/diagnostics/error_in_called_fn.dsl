@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 3:11 shape error in `matmul`: inner dimensions differ: f32[B, 4] @ f32[3, 3]
 fn project(x, w) {
   let y = x @ w
   return y

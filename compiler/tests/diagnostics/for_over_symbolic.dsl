@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 5:14 a `for` range must be static integers
 model M(d: int = 4) {
   entry forward(x: f32[N, d]) {
     let h = x

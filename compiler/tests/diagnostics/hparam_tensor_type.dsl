@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 2:21 hyperparameter `factor` cannot be a tensor
 block Scale(factor: f32[4]) {
   fn forward(x) = x * factor
 }

@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 7:13 argument `factor` of block `Scale` is the bool true
 block Scale(factor: float) {
   fn forward(x) = x * factor
 }

@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 2:16 `Linear` is imported here but also defined in this file
 import std.nn.{Linear}
 
 block Linear(d: int) {

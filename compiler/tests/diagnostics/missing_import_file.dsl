@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 2:1 cannot find imported file `does_not_exist.dsl`
 import "does_not_exist.dsl"
 
 model M(d: int = 4) {

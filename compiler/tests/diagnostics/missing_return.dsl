@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 2:4 `double` ends without `return`
 fn double(x) {
   let y = x * 2.0
 }

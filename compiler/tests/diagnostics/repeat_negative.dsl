@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 8:19 `repeat` needs a static non-negative count, found the integer -1
 block Lin(d: int) {
   param w: f32[d, d]
   fn forward(x) = x @ w

@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 14:23 cannot share parameters between block `B` and block `A`
 block A(d: int) {
   param w: f32[d, d]
   fn forward(x) = x @ w

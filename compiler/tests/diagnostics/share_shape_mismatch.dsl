@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 9:32 cannot share parameter `lower.weight` with `upper.weight`
 block Lin(inp: int, out: int) {
   param weight: f32[out, inp]
   fn forward(x) = x @ transpose(weight)

@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 9:35 cannot share 3 layers with a stack of 2
 block Lin(d: int) {
   param w: f32[d, d]
   fn forward(x) = x @ w

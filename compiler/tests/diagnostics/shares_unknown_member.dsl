@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 8:25 `shares` names `upper`, which is not a sub-block defined before it
 block Lin(d: int) {
   param w: f32[d, d]
   fn forward(x) = x @ w

@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 12:12 calling a stack chains `forward`, which must return one value here
 block Pair(d: int) {
   param w: f32[d, d]
   fn forward(x) {

@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 2:1 unexpected `let`
 let width = 4
 
 model M(d: int = 4) {

@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 6:26 too many arguments for `scale`
 fn scale(x, f) = x * f
 
 model M(d: int = 4) {

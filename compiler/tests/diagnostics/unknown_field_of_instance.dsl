@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 10:21 block `Lin` has no member `weights`
 block Lin(d: int) {
   param weight: f32[d, d]
   fn forward(x) = x @ weight

@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 10:17 block `Lin` has no member `backward`
 block Lin(d: int) {
   param w: f32[d, d]
   fn forward(x) = x @ w

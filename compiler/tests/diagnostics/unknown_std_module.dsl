@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 2:12 unknown standard library module `std.layers`
 import std.layers
 
 model M(d: int = 4) {

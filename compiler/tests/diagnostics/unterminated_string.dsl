@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 2:8 unterminated string
 import "layers.dsl
 
 model M(d: int = 4) {

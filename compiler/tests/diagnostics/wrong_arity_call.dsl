@@ -1,4 +1,4 @@
-// expect: TODO
+// expect: 6:12 missing argument `c` of `add3`
 fn add3(a, b, c) = a + b + c
 
 model M(d: int = 4) {
