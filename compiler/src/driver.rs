@@ -46,18 +46,27 @@ fn finish(program: Program, opts: &LowerOptions) -> Result<Compiled, CompileErro
     let module = lower_program(&program, opts).map_err(|diags| program_error(&program.sources, &diags))?;
     if let Err(errs) = mlc_ir::verify_module(&module) {
         let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-        return Err(CompileError::Internal(format!("the lowered graph does not verify:\n{}", msgs.join("\n"))));
+        return Err(CompileError::Internal(format!(
+            "the lowered graph does not verify:\n{}",
+            msgs.join("\n")
+        )));
     }
     Ok(Compiled { program, module })
 }
 
 fn program_error(sources: &SourceMap, diags: &[mlc_dsl::Diagnostic]) -> CompileError {
-    CompileError::Program { rendered: render_all(diags, sources), count: diags.len() }
+    CompileError::Program {
+        rendered: render_all(diags, sources),
+        count: diags.len(),
+    }
 }
 
 fn load_error(e: LoadError) -> CompileError {
     match e {
         LoadError::Io { .. } => CompileError::Io(e.render()),
-        other => CompileError::Program { rendered: other.render(), count: other.diagnostics().len().max(1) },
+        other => CompileError::Program {
+            rendered: other.render(),
+            count: other.diagnostics().len().max(1),
+        },
     }
 }

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use mlc_ir::Bindings;
 use serde::Deserialize;
 
-
 /// The parsed `example.toml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -40,9 +40,17 @@ fn check_stage(example: &str, stage: &str, m: &Module) {
         panic!("{example} after {stage} does not verify: {errs:?}");
     }
     let text = mlc_ir::print_module(m);
-    let back = mlc_ir::parse_module(&text).unwrap_or_else(|e| panic!("{example} after {stage}: the dump does not parse: {e}"));
-    assert_eq!(mlc_ir::print_module(&back), text, "{example} after {stage}: print → parse → print changed the text");
-    assert_eq!(&back, m, "{example} after {stage}: parsing the dump gives another graph");
+    let back =
+        mlc_ir::parse_module(&text).unwrap_or_else(|e| panic!("{example} after {stage}: the dump does not parse: {e}"));
+    assert_eq!(
+        mlc_ir::print_module(&back),
+        text,
+        "{example} after {stage}: print → parse → print changed the text"
+    );
+    assert_eq!(
+        &back, m,
+        "{example} after {stage}: parsing the dump gives another graph"
+    );
     insta::with_settings!({snapshot_path => "../../snapshots/ir", prepend_module_to_snapshot => false, omit_expression => true}, {
         insta::assert_snapshot!(format!("{example}@{stage}"), text);
     });
@@ -63,9 +71,18 @@ fn every_example_verifies_round_trips_and_matches_its_snapshots() {
 #[test]
 fn dumps_are_deterministic() {
     for dir in example_dirs() {
-        let once = compile_file(&dir.join("model.dsl"), &LowerOptions::default()).expect("compiles").module;
-        let twice = compile_file(&dir.join("model.dsl"), &LowerOptions::default()).expect("compiles").module;
-        assert_eq!(mlc_ir::print_module(&once), mlc_ir::print_module(&twice), "{}", dir.display());
+        let once = compile_file(&dir.join("model.dsl"), &LowerOptions::default())
+            .expect("compiles")
+            .module;
+        let twice = compile_file(&dir.join("model.dsl"), &LowerOptions::default())
+            .expect("compiles")
+            .module;
+        assert_eq!(
+            mlc_ir::print_module(&once),
+            mlc_ir::print_module(&twice),
+            "{}",
+            dir.display()
+        );
     }
 }
 
@@ -75,20 +92,38 @@ fn every_example_entry_runs_in_the_interpreter() {
         let name = name_of(&dir);
         let ex = Example::load(&dir).unwrap_or_else(|e| panic!("{e}"));
         let set: Vec<(String, String)> = ex.set.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
-        let mut m = compile_file(&ex.model_path(), &LowerOptions { overrides: set, entries: vec![] })
-            .unwrap_or_else(|e| panic!("{name}: {e}"))
-            .module;
+        let mut m = compile_file(
+            &ex.model_path(),
+            &LowerOptions {
+                overrides: set,
+                entries: vec![],
+            },
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .module;
         passes::run_pipeline(&mut m, None, |_, _| {}).expect("pipeline");
-        assert!(m.function(&ex.entry).is_some(), "{name}: example.toml names a missing entry `{}`", ex.entry);
+        assert!(
+            m.function(&ex.entry).is_some(),
+            "{name}: example.toml names a missing entry `{}`",
+            ex.entry
+        );
         let weights = Weights::from_tensors(&m, mlc_runtime::init_weights(&m, ex.seed)).expect("random weights bind");
         for f in &m.functions {
-            let inputs = mlc_runtime::init_inputs_with_ranges(f, &ex.bind, &ex.ranges, ex.seed)
-                .unwrap_or_else(|e| panic!("{name}.{}: example.toml's [bind] does not cover the inputs: {e}", f.name));
+            let inputs = mlc_runtime::init_inputs_with_ranges(f, &ex.bind, &ex.ranges, ex.seed).unwrap_or_else(|e| {
+                panic!(
+                    "{name}.{}: example.toml's [bind] does not cover the inputs: {e}",
+                    f.name
+                )
+            });
             let outputs = mlc_runtime::run(&m, &f.name, &weights, &inputs, &RunOptions::default())
                 .unwrap_or_else(|e| panic!("{name}.{} fails in the interpreter: {e}", f.name));
             assert_eq!(outputs.len(), f.graph.outputs.len(), "{name}.{}", f.name);
             for ((out_name, t), ty) in outputs.iter().zip(f.graph.output_types()) {
-                let want: Vec<usize> = ty.shape.iter().map(|d| d.eval(&ex.bind).expect("bound") as usize).collect();
+                let want: Vec<usize> = ty
+                    .shape
+                    .iter()
+                    .map(|d| d.eval(&ex.bind).expect("bound") as usize)
+                    .collect();
                 assert_eq!(t.shape(), &want[..], "{name}.{} output {out_name}", f.name);
                 assert_eq!(t.dtype(), ty.dtype, "{name}.{} output {out_name}", f.name);
             }

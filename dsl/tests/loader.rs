@@ -43,7 +43,7 @@ fn imports_resolve_and_are_not_reexported() {
         &[
             (
                 "a.dsl",
-                "import \"lib/b.dsl\".{B}\nimport \"lib/b.dsl\"\nimport \"lib/../lib/b.dsl\"\nimport std.math\nmodel A { b = B }\n",
+                "import \"lib/b.dsl\".{B}\nimport \"lib/b.dsl\"\nimport \"lib/../lib/b.dsl\"\nimport std.math.{softmax}\nmodel A { b = B }\n",
             ),
             ("lib/b.dsl", "import \"c.dsl\"\nblock B { c = C }\nfn helper(x) = x\n"),
             ("lib/c.dsl", "block C { }\n"),
@@ -55,7 +55,7 @@ fn imports_resolve_and_are_not_reexported() {
     assert_eq!(p.root, p.files[0].0);
     let a = dir.join("a.dsl").display().to_string();
     let b = dir.join("lib/b.dsl").display().to_string();
-    assert_eq!(scope_names(&p, &a), ["A", "B", "helper"]);
+    assert_eq!(scope_names(&p, &a), ["A", "B", "helper", "softmax"]);
     assert_eq!(scope_names(&p, &b), ["B", "C", "helper"]);
     assert!(p.sources.find_name("std/math.dsl").is_some());
     // Lookups point at the definitions.

@@ -64,7 +64,8 @@ pub fn load(path: impl AsRef<Path>) -> Result<Module, RuntimeError> {
 
 /// Parses and checks package bytes; the error says what is wrong.
 pub fn from_bytes(bytes: &[u8]) -> Result<Module, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "not an mlc package (not UTF-8 text)".to_string())?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| "the package is damaged or not an mlc package (it is not UTF-8 text)".to_string())?;
     let (header, body) = text.split_once("\n\n").ok_or("not an mlc package (no header)")?;
     let mut lines = header.lines();
     let first = lines.next().unwrap_or_default();

@@ -11,7 +11,10 @@ impl<'p> Lowerer<'p> {
     pub(super) fn eval_static(&mut self, env: &Env, e: &Expr) -> R<Val> {
         let v = self.eval(env, e)?;
         if matches!(v, Val::Tensor(_)) {
-            return Err(Diagnostic::new(e.span, "expected a value known at compile time, found a tensor"));
+            return Err(Diagnostic::new(
+                e.span,
+                "expected a value known at compile time, found a tensor",
+            ));
         }
         Ok(v)
     }
@@ -51,14 +54,17 @@ impl<'p> Lowerer<'p> {
             ExprKind::If { cond, then, otherwise } => match self.eval(env, cond)? {
                 Val::Bool(true) => self.eval(env, then),
                 Val::Bool(false) => self.eval(env, otherwise),
-                other => Err(Diagnostic::new(cond.span, format!("an `if` condition must be a static bool, found {}", other.kind()))
-                    .note("expected a condition on hyperparameters; for tensors use `where(cond, a, b)`")),
+                other => Err(Diagnostic::new(
+                    cond.span,
+                    format!("an `if` condition must be a static bool, found {}", other.kind()),
+                )
+                .note("expected a condition on hyperparameters; for tensors use `where(cond, a, b)`")),
             },
         }
     }
 
     /// Turns a value into a tensor; static scalars take the dtype `like` (or their own kind).
-    pub(super) fn to_tensor(&mut self, env: &Env, v: &Val, like: Option<DType>, span: Span) -> R<TVal> {
+    pub(super) fn tensor_of(&mut self, env: &Env, v: &Val, like: Option<DType>, span: Span) -> R<TVal> {
         match v {
             Val::Tensor(t) => Ok(*t),
             Val::Int(i) => {
@@ -68,8 +74,11 @@ impl<'p> Lowerer<'p> {
             Val::Float(f) => match like {
                 Some(d) if d.is_float() => self.constant(env, d, Scalar::Float(*f), span),
                 None => self.constant(env, DType::F32, Scalar::Float(*f), span),
-                Some(d) => Err(Diagnostic::new(span, format!("cannot use the float {f:?} with a tensor of dtype {d}"))
-                    .note(format!("expected a value of dtype {d}, or a float tensor: `cast(x, f32)`"))),
+                Some(d) => Err(
+                    Diagnostic::new(span, format!("cannot use the float {f:?} with a tensor of dtype {d}")).note(
+                        format!("expected a value of dtype {d}, or a float tensor: `cast(x, f32)`"),
+                    ),
+                ),
             },
             Val::Bool(b) => self.constant(env, DType::Bool, Scalar::Bool(*b), span),
             Val::Dim(d) => {
@@ -79,7 +88,10 @@ impl<'p> Lowerer<'p> {
                     _ => Ok(t),
                 }
             }
-            other => Err(Diagnostic::new(span, format!("expected a tensor, found {}", other.kind()))),
+            other => Err(Diagnostic::new(
+                span,
+                format!("expected a tensor, found {}", other.kind()),
+            )),
         }
     }
 
@@ -101,7 +113,14 @@ impl<'p> Lowerer<'p> {
                 let u = if op == UnOp::Neg { UnaryOp::Neg } else { UnaryOp::Not };
                 Ok(Val::Tensor(self.node1(env, Op::Unary(u), &[*t], span)?))
             }
-            _ => Err(Diagnostic::new(span, format!("cannot apply `{}` to {}", if op == UnOp::Neg { "-" } else { "!" }, v.kind()))),
+            _ => Err(Diagnostic::new(
+                span,
+                format!(
+                    "cannot apply `{}` to {}",
+                    if op == UnOp::Neg { "-" } else { "!" },
+                    v.kind()
+                ),
+            )),
         }
     }
 
@@ -111,8 +130,8 @@ impl<'p> Lowerer<'p> {
             return static_binary(op, &a, &b, span);
         }
         if op == BinOp::MatMul {
-            let ta = self.to_tensor(env, &a, None, span)?;
-            let tb = self.to_tensor(env, &b, None, span)?;
+            let ta = self.tensor_of(env, &a, None, span)?;
+            let tb = self.tensor_of(env, &b, None, span)?;
             return Ok(Val::Tensor(self.matmul(env, ta, tb, span)?));
         }
         if matches!(a, Val::None) || matches!(b, Val::None) {
@@ -123,8 +142,8 @@ impl<'p> Lowerer<'p> {
             };
         }
         let like = self.dtype_of(&a).or(self.dtype_of(&b));
-        let ta = self.to_tensor(env, &a, like, span)?;
-        let tb = self.to_tensor(env, &b, like, span)?;
+        let ta = self.tensor_of(env, &a, like, span)?;
+        let tb = self.tensor_of(env, &b, like, span)?;
         let bop = match op {
             BinOp::Add => BinaryOp::Add,
             BinOp::Sub => BinaryOp::Sub,
@@ -149,7 +168,10 @@ impl<'p> Lowerer<'p> {
     pub(super) fn matmul(&mut self, env: &Env, a: TVal, b: TVal, span: Span) -> R<TVal> {
         let (ra, rb) = (self.ty(a).rank(), self.ty(b).rank());
         if ra == 0 || rb == 0 {
-            return Err(Diagnostic::new(span, format!("`@` needs tensors of rank >= 1, got {} @ {}", self.ty(a), self.ty(b))));
+            return Err(Diagnostic::new(
+                span,
+                format!("`@` needs tensors of rank >= 1, got {} @ {}", self.ty(a), self.ty(b)),
+            ));
         }
         let a2 = if ra == 1 { self.insert_axis(env, a, 0, span)? } else { a };
         let b2 = if rb == 1 { self.insert_axis(env, b, 1, span)? } else { b };
@@ -176,7 +198,10 @@ impl<'p> Lowerer<'p> {
     pub(super) fn remove_axis(&mut self, env: &Env, t: TVal, axis: usize, span: Span) -> R<TVal> {
         let mut shape = self.ty(t).shape.clone();
         if shape[axis] != Dim::c(1) {
-            return Err(Diagnostic::new(span, format!("cannot drop axis {axis} of {}: its size is not 1", self.ty(t))));
+            return Err(Diagnostic::new(
+                span,
+                format!("cannot drop axis {axis} of {}: its size is not 1", self.ty(t)),
+            ));
         }
         shape.remove(axis);
         self.node1(env, Op::Reshape(shape), &[t], span)
@@ -186,7 +211,10 @@ impl<'p> Lowerer<'p> {
     pub(super) fn axis(&self, axis: i64, rank: usize, span: Span) -> R<usize> {
         let a = if axis < 0 { axis + rank as i64 } else { axis };
         if a < 0 || a >= rank as i64 {
-            return Err(Diagnostic::new(span, format!("axis {axis} is out of range for a tensor of rank {rank}")));
+            return Err(Diagnostic::new(
+                span,
+                format!("axis {axis} is out of range for a tensor of rank {rank}"),
+            ));
         }
         Ok(a as usize)
     }
@@ -196,7 +224,13 @@ impl<'p> Lowerer<'p> {
             Val::Inst(i) => self.member(i, name, span)?.ok_or_else(|| {
                 let def = self.block_def(self.insts[i].block);
                 let inst = &self.insts[i];
-                let mut names: Vec<String> = inst.params.keys().chain(inst.subs.keys()).chain(inst.env.keys()).cloned().collect();
+                let mut names: Vec<String> = inst
+                    .params
+                    .keys()
+                    .chain(inst.subs.keys())
+                    .chain(inst.env.keys())
+                    .cloned()
+                    .collect();
                 names.extend(def.members.iter().filter_map(|m| match m {
                     mlc_dsl::ast::Member::Fn(f) => Some(f.name.name.clone()),
                     _ => None,
@@ -217,11 +251,21 @@ impl<'p> Lowerer<'p> {
             Val::Tensor(t) => Ok(Val::Tensor(self.index_tensor(env, t, items, span)?)),
             Val::List(xs) | Val::Tuple(xs) => {
                 let (start, end, single) = self.static_range(env, items, xs.len(), span)?;
-                if single { Ok(xs[start].clone()) } else { Ok(Val::List(xs[start..end].to_vec())) }
+                if single {
+                    Ok(xs[start].clone())
+                } else {
+                    Ok(Val::List(xs[start..end].to_vec()))
+                }
             }
             Val::Stack { insts } => {
                 let (start, end, single) = self.static_range(env, items, insts.len(), span)?;
-                if single { Ok(Val::Inst(insts[start])) } else { Ok(Val::Stack { insts: insts[start..end].to_vec() }) }
+                if single {
+                    Ok(Val::Inst(insts[start]))
+                } else {
+                    Ok(Val::Stack {
+                        insts: insts[start..end].to_vec(),
+                    })
+                }
             }
             other => Err(Diagnostic::new(span, format!("cannot index {}", other.kind()))),
         }
@@ -232,35 +276,67 @@ impl<'p> Lowerer<'p> {
         let int = |l: &mut Self, e: &Expr| -> R<i64> {
             match l.eval_static(env, e)? {
                 Val::Int(i) => Ok(if i < 0 { i + n as i64 } else { i }),
-                other => Err(Diagnostic::new(e.span, format!("expected a static integer index, found {}", other.kind()))),
+                other => Err(Diagnostic::new(
+                    e.span,
+                    format!("expected a static integer index, found {}", other.kind()),
+                )),
             }
         };
         match items {
             [IndexItem::Expr(e)] => {
                 let i = int(self, e)?;
                 if i < 0 || i >= n as i64 {
-                    return Err(Diagnostic::new(e.span, format!("index {i} is out of range for length {n}")));
+                    return Err(Diagnostic::new(
+                        e.span,
+                        format!("index {i} is out of range for length {n}"),
+                    ));
                 }
                 Ok((i as usize, i as usize + 1, true))
             }
-            [IndexItem::Slice { start, end, step: None, .. }] => {
-                let s = match start { Some(e) => int(self, e)?, None => 0 }.clamp(0, n as i64) as usize;
-                let e = match end { Some(e) => int(self, e)?, None => n as i64 }.clamp(0, n as i64) as usize;
+            [
+                IndexItem::Slice {
+                    start, end, step: None, ..
+                },
+            ] => {
+                let s = match start {
+                    Some(e) => int(self, e)?,
+                    None => 0,
+                }
+                .clamp(0, n as i64) as usize;
+                let e = match end {
+                    Some(e) => int(self, e)?,
+                    None => n as i64,
+                }
+                .clamp(0, n as i64) as usize;
                 Ok((s, e.max(s), false))
             }
-            _ => Err(Diagnostic::new(span, "expected one index `[i]` or one slice `[a:b]` here")),
+            _ => Err(Diagnostic::new(
+                span,
+                "expected one index `[i]` or one slice `[a:b]` here",
+            )),
         }
     }
 
     fn index_tensor(&mut self, env: &Env, t: TVal, items: &[IndexItem], span: Span) -> R<TVal> {
         let rank = self.ty(t).rank();
-        let consumed = items.iter().filter(|i| !matches!(i, IndexItem::NewAxis(_) | IndexItem::Ellipsis(_))).count();
+        let consumed = items
+            .iter()
+            .filter(|i| !matches!(i, IndexItem::NewAxis(_) | IndexItem::Ellipsis(_)))
+            .count();
         if items.iter().filter(|i| matches!(i, IndexItem::Ellipsis(_))).count() > 1 {
             return Err(Diagnostic::new(span, "at most one `...` in an index"));
         }
         if consumed > rank {
-            return Err(Diagnostic::new(span, format!("too many indices: {consumed} for a tensor of rank {rank} ({})", self.ty(t)))
-                .note(format!("expected at most {rank} indices (`None` and `...` do not count)")));
+            return Err(Diagnostic::new(
+                span,
+                format!(
+                    "too many indices: {consumed} for a tensor of rank {rank} ({})",
+                    self.ty(t)
+                ),
+            )
+            .note(format!(
+                "expected at most {rank} indices (`None` and `...` do not count)"
+            )));
         }
         let mut cur = t;
         let mut axis = 0usize;
@@ -271,19 +347,45 @@ impl<'p> Lowerer<'p> {
                     cur = self.insert_axis(env, cur, axis, *s)?;
                     axis += 1;
                 }
-                IndexItem::Slice { start, end, step, span: s } => {
+                IndexItem::Slice {
+                    start,
+                    end,
+                    step,
+                    span: s,
+                } => {
                     let n = self.ty(cur).shape[axis].clone();
                     let step = match step {
                         None => 1,
                         Some(e) => match self.eval_static(env, e)? {
                             Val::Int(k) if k > 0 => k as u64,
-                            other => return Err(Diagnostic::new(e.span, format!("a slice step must be a positive static integer, found {}", other.kind()))),
+                            other => {
+                                return Err(Diagnostic::new(
+                                    e.span,
+                                    format!("a slice step must be a positive static integer, found {}", other.kind()),
+                                ));
+                            }
                         },
                     };
-                    let lo = match start { None => Dim::c(0), Some(e) => self.bound(env, e, &n)? };
-                    let hi = match end { None => n.clone(), Some(e) => self.bound(env, e, &n)? };
+                    let lo = match start {
+                        None => Dim::c(0),
+                        Some(e) => self.bound(env, e, &n)?,
+                    };
+                    let hi = match end {
+                        None => n.clone(),
+                        Some(e) => self.bound(env, e, &n)?,
+                    };
                     if !(lo == Dim::c(0) && hi == n && step == 1) {
-                        cur = self.node1(env, Op::Slice { axis, start: lo, end: hi, step }, &[cur], *s)?;
+                        cur = self.node1(
+                            env,
+                            Op::Slice {
+                                axis,
+                                start: lo,
+                                end: hi,
+                                step,
+                            },
+                            &[cur],
+                            *s,
+                        )?;
                     }
                     axis += 1;
                 }
@@ -296,10 +398,23 @@ impl<'p> Lowerer<'p> {
                     v => {
                         let n = self.ty(cur).shape[axis].clone();
                         let i = self.bound(env, e, &n).map_err(|_| {
-                            Diagnostic::new(e.span, format!("expected an index (integer, dim or tensor), found {}", v.kind()))
+                            Diagnostic::new(
+                                e.span,
+                                format!("expected an index (integer, dim or tensor), found {}", v.kind()),
+                            )
                         })?;
                         let next = &i + &Dim::c(1);
-                        cur = self.node1(env, Op::Slice { axis, start: i, end: next, step: 1 }, &[cur], e.span)?;
+                        cur = self.node1(
+                            env,
+                            Op::Slice {
+                                axis,
+                                start: i,
+                                end: next,
+                                step: 1,
+                            },
+                            &[cur],
+                            e.span,
+                        )?;
                         cur = self.remove_axis(env, cur, axis, e.span)?;
                     }
                 },
@@ -312,7 +427,9 @@ impl<'p> Lowerer<'p> {
     /// are clamped to `0..=n` when `n` is constant.
     fn bound(&mut self, env: &Env, e: &Expr, n: &Dim) -> R<Dim> {
         let v = self.eval_static(env, e)?;
-        let d = v.as_dim().ok_or_else(|| Diagnostic::new(e.span, format!("expected an integer or a dim, found {}", v.kind())))?;
+        let d = v
+            .as_dim()
+            .ok_or_else(|| Diagnostic::new(e.span, format!("expected an integer or a dim, found {}", v.kind())))?;
         let d = match d.as_const() {
             Some(c) if c < 0 => n + &d,
             _ => d,
@@ -327,14 +444,27 @@ impl<'p> Lowerer<'p> {
     pub(super) fn shape_arg(&self, v: &Val, span: Span) -> R<Vec<Dim>> {
         let items = match v {
             Val::List(xs) | Val::Tuple(xs) => xs,
-            other => return Err(Diagnostic::new(span, format!("expected a shape like `[B, 4]`, found {}", other.kind()))),
+            other => {
+                return Err(Diagnostic::new(
+                    span,
+                    format!("expected a shape like `[B, 4]`, found {}", other.kind()),
+                ));
+            }
         };
         items
             .iter()
             .map(|x| {
-                x.as_dim().filter(|d| d.as_const().is_none_or(|c| c >= 0)).ok_or_else(|| {
-                    Diagnostic::new(span, format!("a shape entry must be a non-negative integer or a dim, found {}", x.kind()))
-                })
+                x.as_dim()
+                    .filter(|d| d.as_const().is_none_or(|c| c >= 0))
+                    .ok_or_else(|| {
+                        Diagnostic::new(
+                            span,
+                            format!(
+                                "a shape entry must be a non-negative integer or a dim, found {}",
+                                x.kind()
+                            ),
+                        )
+                    })
             })
             .collect()
     }
@@ -376,9 +506,17 @@ impl<'p> Lowerer<'p> {
             });
             mlc_ir::LiteralData::Float(vals.collect::<R<_>>()?)
         } else if dtype == DType::Bool {
-            mlc_ir::LiteralData::Bool(flat.iter().map(|x| if let Val::Bool(b) = x { Ok(*b) } else { Err(bad(x)) }).collect::<R<_>>()?)
+            mlc_ir::LiteralData::Bool(
+                flat.iter()
+                    .map(|x| if let Val::Bool(b) = x { Ok(*b) } else { Err(bad(x)) })
+                    .collect::<R<_>>()?,
+            )
         } else {
-            mlc_ir::LiteralData::Int(flat.iter().map(|x| if let Val::Int(i) = x { Ok(*i) } else { Err(bad(x)) }).collect::<R<_>>()?)
+            mlc_ir::LiteralData::Int(
+                flat.iter()
+                    .map(|x| if let Val::Int(i) = x { Ok(*i) } else { Err(bad(x)) })
+                    .collect::<R<_>>()?,
+            )
         };
         self.node1(env, Op::Const(Literal { dtype, shape, data }), &[], span)
     }
@@ -387,7 +525,12 @@ impl<'p> Lowerer<'p> {
 /// Arithmetic and comparison on static values.
 fn static_binary(op: BinOp, a: &Val, b: &Val, span: Span) -> R<Val> {
     use BinOp::*;
-    let bad = || Diagnostic::new(span, format!("cannot apply `{}` to {} and {}", op_str(op), a.kind(), b.kind()));
+    let bad = || {
+        Diagnostic::new(
+            span,
+            format!("cannot apply `{}` to {} and {}", op_str(op), a.kind(), b.kind()),
+        )
+    };
     match (a, b) {
         (Val::List(x) | Val::Tuple(x), Val::List(y) | Val::Tuple(y)) if op == Add => {
             Ok(Val::List(x.iter().chain(y).cloned().collect()))
@@ -458,19 +601,27 @@ fn static_binary(op: BinOp, a: &Val, b: &Val, span: Span) -> R<Val> {
             _ => Err(bad()),
         },
         _ => {
-            let (Some(x), Some(y)) = (a.as_dim(), b.as_dim()) else { return Err(bad()) };
+            let (Some(x), Some(y)) = (a.as_dim(), b.as_dim()) else {
+                return Err(bad());
+            };
             match op {
                 Add => Ok(Val::from_dim(&x + &y)),
                 Sub => Ok(Val::from_dim(&x - &y)),
                 Mul => Ok(Val::from_dim(&x * &y)),
                 Div => match y.as_const().and_then(|c| x.div_exact(c)) {
                     Some(d) => Ok(Val::from_dim(d)),
-                    None => Err(Diagnostic::new(span, format!("cannot divide the dimension {x} by {y} exactly"))),
+                    None => Err(Diagnostic::new(
+                        span,
+                        format!("cannot divide the dimension {x} by {y} exactly"),
+                    )),
                 },
                 Eq | Ne if x == y => Ok(Val::Bool(op == Eq)),
                 Eq | Ne | Lt | Le | Gt | Ge => match (x.as_const(), y.as_const()) {
                     (Some(p), Some(q)) => static_binary(op, &Val::Int(p), &Val::Int(q), span),
-                    _ => Err(Diagnostic::new(span, format!("cannot compare the dimensions {x} and {y} at compile time"))),
+                    _ => Err(Diagnostic::new(
+                        span,
+                        format!("cannot compare the dimensions {x} and {y} at compile time"),
+                    )),
                 },
                 _ => Err(bad()),
             }
@@ -486,8 +637,11 @@ fn floor_div(x: i64, y: i64) -> Option<i64> {
 
 /// A static integer computation that does not fit in 64 bits.
 fn overflow(span: Span) -> Diagnostic {
-    Diagnostic::new(span, "integer overflow in a value computed at compile time")
-        .note(format!("expected a result between {} and {}", i64::MIN, i64::MAX))
+    Diagnostic::new(span, "integer overflow in a value computed at compile time").note(format!(
+        "expected a result between {} and {}",
+        i64::MIN,
+        i64::MAX
+    ))
 }
 
 /// The source spelling of an operator.

@@ -71,18 +71,31 @@ pub struct Lowerer<'p> {
     frames: Vec<Frame>,
     loops: Vec<LoopCtx>,
     depth: usize,
+    /// Names bound inside loop bodies, with the loop's span: a hint when one is used after it.
+    loop_locals: HashMap<String, Span>,
 }
 
 const MAX_CALL_DEPTH: usize = 200;
 
 /// Lowers the program's model to a module. All diagnostics found are returned.
 pub fn lower_program(prog: &Program, opts: &LowerOptions) -> Result<Module, Vec<Diagnostic>> {
-    let mut l = Lowerer { prog, insts: Vec::new(), frames: Vec::new(), loops: Vec::new(), depth: 0 };
+    let mut l = Lowerer {
+        prog,
+        insts: Vec::new(),
+        frames: Vec::new(),
+        loops: Vec::new(),
+        depth: 0,
+        loop_locals: HashMap::new(),
+    };
     let Some(model) = l.find_model()? else {
         return Ok(Module::default());
     };
     let root = l.instantiate_model(model, &opts.overrides).map_err(|d| vec![d])?;
-    let mut module = Module { name: l.block_def(model).name.name.clone(), params: l.collect_params(), functions: vec![] };
+    let mut module = Module {
+        name: l.block_def(model).name.name.clone(),
+        params: l.collect_params(),
+        functions: vec![],
+    };
     let mut diags = Vec::new();
     let def = l.block_def(model);
     for m in &def.members {
@@ -105,7 +118,13 @@ pub fn lower_program(prog: &Program, opts: &LowerOptions) -> Result<Module, Vec<
                 let names: Vec<String> = def
                     .members
                     .iter()
-                    .filter_map(|m| if let ast::Member::Entry(f) = m { Some(format!("`{}`", f.name.name)) } else { None })
+                    .filter_map(|m| {
+                        if let ast::Member::Entry(f) = m {
+                            Some(format!("`{}`", f.name.name))
+                        } else {
+                            None
+                        }
+                    })
                     .collect();
                 diags.push(
                     Diagnostic::new(def.name.span, format!("model `{}` has no entry `{e}`", def.name.name))
@@ -150,8 +169,14 @@ impl<'p> Lowerer<'p> {
         if models.len() > 1 {
             let second = self.block_def(models[1]);
             return Err(vec![
-                Diagnostic::new(second.name.span, format!("a second model `{}` in one file", second.name.name))
-                    .note(format!("expected one model per file; the first is `{}`", self.block_def(models[0]).name.name)),
+                Diagnostic::new(
+                    second.name.span,
+                    format!("a second model `{}` in one file", second.name.name),
+                )
+                .note(format!(
+                    "expected one model per file; the first is `{}`",
+                    self.block_def(models[0]).name.name
+                )),
             ]);
         }
         Ok(models.first().copied())
@@ -204,22 +229,46 @@ impl<'p> Lowerer<'p> {
     /// Adds a node to the current graph; a type error becomes a diagnostic at `span`.
     fn node(&mut self, env: &Env, op: Op, operands: &[TVal], span: Span) -> R<Vec<TVal>> {
         if self.frames.is_empty() {
-            return Err(Diagnostic::new(span, "tensor operations cannot appear here: block members are evaluated at compile time"));
+            return Err(Diagnostic::new(
+                span,
+                "tensor operations cannot appear here: block members are evaluated at compile time",
+            ));
         }
         let vals: Vec<Value> = operands.iter().map(|t| self.get(*t)).collect();
-        let origin = Origin { name: env.binding.clone(), loc: self.loc(span) };
+        let origin = Origin {
+            name: env.binding.clone(),
+            loc: self.loc(span),
+        };
         let level = self.level();
         let id = self.graph().add(op, &vals, origin).map_err(|e| {
             if e.message.contains("dtypes differ") {
-                Diagnostic::new(span, format!("type error in {e}")).note("expected operands of one dtype: convert with `cast(x, f32)`")
-            } else if ["dtype", "not defined for", "must be bool", "bool values", "integer scalar"].iter().any(|k| e.message.contains(k)) {
+                Diagnostic::new(span, format!("type error in {e}"))
+                    .note("expected operands of one dtype: convert with `cast(x, f32)`")
+            } else if [
+                "dtype",
+                "not defined for",
+                "must be bool",
+                "bool values",
+                "integer scalar",
+            ]
+            .iter()
+            .any(|k| e.message.contains(k))
+            {
                 Diagnostic::new(span, format!("type error in {e}"))
             } else {
                 Diagnostic::new(span, format!("shape error in {e}"))
             }
         })?;
         let n = self.frames[level].graph.node(id).outputs.len();
-        Ok((0..n).map(|i| TVal { level, v: Value { node: id, index: i as u32 } }).collect())
+        Ok((0..n)
+            .map(|i| TVal {
+                level,
+                v: Value {
+                    node: id,
+                    index: i as u32,
+                },
+            })
+            .collect())
     }
 
     /// Adds a single-result node.
@@ -246,10 +295,14 @@ impl<'p> Lowerer<'p> {
                 Err(_) => return Err(Diagnostic::new(span, format!("the integer {i} does not fit in i32"))),
             },
             (d, Scalar::Float(f)) => {
-                return Err(Diagnostic::new(span, format!("cannot use the float {f} as a {d} value")).note("expected an explicit `cast`"));
+                return Err(
+                    Diagnostic::new(span, format!("cannot use the float {f} as a {d} value"))
+                        .note("expected an explicit `cast`"),
+                );
             }
             (d, Scalar::Bool(b)) => {
-                return Err(Diagnostic::new(span, format!("cannot use the bool {b} as a {d} value")).note("expected `where(c, 1, 0)` or `cast`"));
+                return Err(Diagnostic::new(span, format!("cannot use the bool {b} as a {d} value"))
+                    .note("expected `where(c, 1, 0)` or `cast`"));
             }
         };
         self.node1(env, Op::Const(lit), &[], span)
@@ -261,11 +314,19 @@ impl<'p> Lowerer<'p> {
         if let Some(v) = self.frames[level].params.get(name) {
             return TVal { level, v: *v };
         }
-        let origin = Origin { name: name.to_string(), loc: self.loc(span) };
+        let origin = Origin {
+            name: name.to_string(),
+            loc: self.loc(span),
+        };
         let _ = env;
-        let id = self.graph().add_typed(Op::Param { name: name.to_string() }, &[], vec![ty], origin);
+        let id = self
+            .graph()
+            .add_typed(Op::Param { name: name.to_string() }, &[], vec![ty], origin);
         self.frames[level].params.insert(name.to_string(), Value::of(id));
-        TVal { level, v: Value::of(id) }
+        TVal {
+            level,
+            v: Value::of(id),
+        }
     }
 
     fn collect_params(&self) -> Vec<mlc_ir::ParamDecl> {

@@ -32,9 +32,14 @@ pub enum Val {
     /// A block instance.
     Inst(InstId),
     /// A `repeat` stack, or the part `start..end` of one.
-    Stack { insts: Vec<InstId> },
+    Stack {
+        insts: Vec<InstId>,
+    },
     /// A method of an instance, not yet called.
-    Method { inst: InstId, name: String },
+    Method {
+        inst: InstId,
+        name: String,
+    },
     /// A top-level `fn` item.
     Func(mlc_dsl::loader::ItemRef),
     /// A built-in function.

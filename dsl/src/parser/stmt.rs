@@ -31,11 +31,19 @@ impl Builder {
             Some(q) if q.as_rule() == Rule::if_stmt => {
                 let nested_span = self.span(&q);
                 let nested = self.if_stmt(q)?;
-                Some(Body { stmts: vec![nested], span: nested_span })
+                Some(Body {
+                    stmts: vec![nested],
+                    span: nested_span,
+                })
             }
             Some(q) => Some(self.body(q)?),
         };
-        Ok(Stmt::If { cond, then, otherwise, span })
+        Ok(Stmt::If {
+            cond,
+            then,
+            otherwise,
+            span,
+        })
     }
 
     fn stmt(&mut self, pair: Pair<'_, Rule>) -> PResult<Stmt> {

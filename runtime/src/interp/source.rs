@@ -30,7 +30,11 @@ pub fn constant(cx: &NodeCx, lit: &Literal) -> Result<Tensor, RuntimeError> {
 
 /// The run-time value of a dimension expression, as an `i64` scalar.
 pub fn dim_size(cx: &NodeCx, d: &Dim) -> Result<Tensor, RuntimeError> {
-    Ok(Tensor::scalar_i64(cx.dim(d)? as i64))
+    // A dim used as a value may be negative (`T - S`); only sizes must not be.
+    let v = d
+        .eval(cx.bindings)
+        .map_err(|symbol| cx.err(format!("dimension symbol `{symbol}` is not bound by any input")))?;
+    Ok(Tensor::scalar_i64(v))
 }
 
 /// `0, 1, 2, ...` along `axis`, broadcast over the other axes.

@@ -10,15 +10,19 @@ use mlc_ir::{Bindings, Module, passes};
 use mlc_runtime::{RunOptions, Tensor, Weights, safetensors_io};
 
 use crate::CliError;
+use crate::options::{
+    Backend, BuildArgs, CheckArgs, DumpArgs, Emit, InitInputsArgs, InitWeightsArgs, ModelArgs, RunArgs,
+};
 use mlc_compiler::example::Example;
-use crate::options::{Backend, BuildArgs, CheckArgs, DumpArgs, Emit, InitInputsArgs, InitWeightsArgs, ModelArgs, RunArgs};
 
 /// Splits `NAME=VALUE` items (each item may hold several, comma-separated).
 pub fn parse_pairs(items: &[String], what: &str) -> Result<Vec<(String, String)>, CliError> {
     let mut out = Vec::new();
     for item in items.iter().flat_map(|s| s.split(',')).filter(|s| !s.trim().is_empty()) {
         let Some((k, v)) = item.split_once('=') else {
-            return Err(CliError::user(format!("error: bad {what} `{item}`: expected NAME=VALUE")));
+            return Err(CliError::user(format!(
+                "error: bad {what} `{item}`: expected NAME=VALUE"
+            )));
         };
         out.push((k.trim().to_string(), v.trim().to_string()));
     }
@@ -30,7 +34,9 @@ pub fn parse_bindings(items: &[String]) -> Result<Bindings, CliError> {
     let mut b = Bindings::new();
     for (k, v) in parse_pairs(items, "binding")? {
         let n: i64 = v.parse().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            CliError::user(format!("error: bad size `{v}` for dim `{k}`: expected a non-negative integer"))
+            CliError::user(format!(
+                "error: bad size `{v}` for dim `{k}`: expected a non-negative integer"
+            ))
         })?;
         b.insert(k, n);
     }
@@ -42,7 +48,9 @@ pub fn parse_ranges(items: &[String]) -> Result<HashMap<String, i64>, CliError> 
     let mut r = HashMap::new();
     for (k, v) in parse_pairs(items, "range")? {
         let n: i64 = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-            CliError::user(format!("error: bad range `{v}` for input `{k}`: expected a positive integer"))
+            CliError::user(format!(
+                "error: bad range `{v}` for input `{k}`: expected a positive integer"
+            ))
         })?;
         r.insert(k, n);
     }
@@ -50,7 +58,10 @@ pub fn parse_ranges(items: &[String]) -> Result<HashMap<String, i64>, CliError> 
 }
 
 fn lower_options(set: &[String], entry: Option<&str>) -> Result<LowerOptions, CliError> {
-    Ok(LowerOptions { overrides: parse_pairs(set, "--set")?, entries: entry.map(|e| vec![e.to_string()]).unwrap_or_default() })
+    Ok(LowerOptions {
+        overrides: parse_pairs(set, "--set")?,
+        entries: entry.map(|e| vec![e.to_string()]).unwrap_or_default(),
+    })
 }
 
 fn compile(m: &ModelArgs, entry: Option<&str>) -> Result<Compiled, CliError> {
@@ -75,24 +86,58 @@ pub fn check(a: &CheckArgs) -> Result<(), CliError> {
     let m = &c.module;
     let elements: u64 = m.params.iter().map(|p| p.shape.iter().product::<u64>()).sum();
     if m.functions.is_empty() && m.name.is_empty() {
-        println!("ok: {} (no model; {} file(s) checked)", a.model.file.display(), c.program.files.len());
+        println!(
+            "ok: {} (no model; {} file(s) checked)",
+            a.model.file.display(),
+            c.program.files.len()
+        );
         return Ok(());
     }
-    println!("ok: model {} with {} parameter tensor(s), {} weights", m.name, m.params.len(), elements);
+    println!(
+        "ok: model {} with {} parameter tensor(s), {} weights",
+        m.name,
+        m.params.len(),
+        elements
+    );
     for f in &m.functions {
-        let ins: Vec<String> = f.graph.inputs.iter().map(|n| {
-            let node = f.graph.node(*n);
-            format!("{}: {}", node.origin.name, node.outputs[0])
-        }).collect();
-        let outs: Vec<String> = f.graph.outputs.iter().map(|(n, v)| format!("{n}: {}", f.graph.ty(*v))).collect();
-        println!("  entry {}({}) -> ({}), {} nodes", f.name, ins.join(", "), outs.join(", "), count_nodes(&f.graph));
+        let ins: Vec<String> = f
+            .graph
+            .inputs
+            .iter()
+            .map(|n| {
+                let node = f.graph.node(*n);
+                format!("{}: {}", node.origin.name, node.outputs[0])
+            })
+            .collect();
+        let outs: Vec<String> = f
+            .graph
+            .outputs
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", f.graph.ty(*v)))
+            .collect();
+        println!(
+            "  entry {}({}) -> ({}), {} nodes",
+            f.name,
+            ins.join(", "),
+            outs.join(", "),
+            count_nodes(&f.graph)
+        );
     }
     Ok(())
 }
 
 /// Nodes including those in loop bodies.
 fn count_nodes(g: &mlc_ir::Graph) -> usize {
-    g.dag.node_weights().map(|n| 1 + if let mlc_ir::Op::Loop(l) = &n.op { count_nodes(&l.body) } else { 0 }).sum()
+    g.dag
+        .node_weights()
+        .map(|n| {
+            1 + if let mlc_ir::Op::Loop(l) = &n.op {
+                count_nodes(&l.body)
+            } else {
+                0
+            }
+        })
+        .sum()
 }
 
 /// The module after the stage `after` (`lower`, a pass name, or the full pipeline when None),
@@ -104,7 +149,8 @@ fn staged(a: &DumpArgs, mut print_stage: impl FnMut(&str, &Module)) -> Result<Mo
         Some("lower") => print_stage("lower", &module),
         Some("all") => {
             print_stage("lower", &module);
-            passes::run_pipeline(&mut module, None, |name, m| print_stage(name, m)).map_err(|e| CliError::user(format!("error: {e}")))?;
+            passes::run_pipeline(&mut module, None, |name, m| print_stage(name, m))
+                .map_err(|e| CliError::user(format!("error: {e}")))?;
         }
         upto => {
             let mut last = None;
@@ -130,7 +176,9 @@ pub fn dump_ir(a: &DumpArgs) -> Result<(), CliError> {
 
 pub fn dot(a: &DumpArgs) -> Result<(), CliError> {
     if a.after.as_deref() == Some("all") {
-        return Err(CliError::user("error: `mlc dot` shows one stage: use `--after lower` or a pass name"));
+        return Err(CliError::user(
+            "error: `mlc dot` shows one stage: use `--after lower` or a pass name",
+        ));
     }
     let mut module = None;
     staged(a, |_, m| module = Some(m.clone()))?;
@@ -151,13 +199,25 @@ pub fn init_weights(a: &InitWeightsArgs) -> Result<(), CliError> {
 
 /// The entry to run: the one asked for, else the only one, else `forward`.
 fn pick_entry<'m>(module: &'m Module, asked: Option<&str>) -> Result<&'m mlc_ir::Function, CliError> {
-    let names = || module.functions.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ");
+    let names = || {
+        module
+            .functions
+            .iter()
+            .map(|f| format!("`{}`", f.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match asked {
-        Some(e) => module.function(e).ok_or_else(|| CliError::user(format!("error: no entry `{e}`; the model has {}", names()))),
+        Some(e) => module
+            .function(e)
+            .ok_or_else(|| CliError::user(format!("error: no entry `{e}`; the model has {}", names()))),
         None if module.functions.len() == 1 => Ok(&module.functions[0]),
-        None => module
-            .function("forward")
-            .ok_or_else(|| CliError::user(format!("error: the model has several entries ({}); choose one with --entry", names()))),
+        None => module.function("forward").ok_or_else(|| {
+            CliError::user(format!(
+                "error: the model has several entries ({}); choose one with --entry",
+                names()
+            ))
+        }),
     }
 }
 
@@ -166,14 +226,33 @@ pub fn init_inputs(a: &InitInputsArgs) -> Result<(), CliError> {
     let f = pick_entry(&c.module, a.entry.as_deref())?;
     let inputs = random_inputs(f, &parse_bindings(&a.bind)?, &parse_ranges(&a.ranges)?, a.seed)?;
     safetensors_io::save(&a.out, &inputs)?;
-    println!("wrote {} input tensor(s) for entry `{}` to {}", inputs.len(), f.name, a.out.display());
+    println!(
+        "wrote {} input tensor(s) for entry `{}` to {}",
+        inputs.len(),
+        f.name,
+        a.out.display()
+    );
     Ok(())
 }
 
-fn random_inputs(f: &mlc_ir::Function, bind: &Bindings, ranges: &HashMap<String, i64>, seed: u64) -> Result<Vec<(String, Tensor)>, CliError> {
-    let unbound: Vec<String> = f.graph.input_types().iter().flat_map(|t| t.shape.iter().flat_map(|d| d.symbols())).filter(|s| !bind.contains_key(s)).collect();
+fn random_inputs(
+    f: &mlc_ir::Function,
+    bind: &Bindings,
+    ranges: &HashMap<String, i64>,
+    seed: u64,
+) -> Result<Vec<(String, Tensor)>, CliError> {
+    let unbound: Vec<String> = f
+        .graph
+        .input_types()
+        .iter()
+        .flat_map(|t| t.shape.iter().flat_map(|d| d.symbols()))
+        .filter(|s| !bind.contains_key(s))
+        .collect();
     if let Some(s) = unbound.first() {
-        return Err(CliError::user(format!("error: entry `{}` needs a size for dim `{s}`: pass --bind {s}=N", f.name)));
+        return Err(CliError::user(format!(
+            "error: entry `{}` needs a size for dim `{s}`: pass --bind {s}=N",
+            f.name
+        )));
     }
     Ok(mlc_runtime::init_inputs_with_ranges(f, bind, ranges, seed)?)
 }
@@ -189,7 +268,14 @@ pub fn build(a: &BuildArgs) -> Result<(), CliError> {
     let (text, ext) = match a.emit {
         Emit::Package => (mlc_runtime::package::to_text(&module), "mlcpkg"),
         Emit::Ir => (mlc_ir::print_module(&module), "mlir.txt"),
-        Emit::Dot => (module.functions.iter().map(|f| mlc_ir::graph_to_dot(&f.graph, &f.name)).collect::<String>(), "dot"),
+        Emit::Dot => (
+            module
+                .functions
+                .iter()
+                .map(|f| mlc_ir::graph_to_dot(&f.graph, &f.name))
+                .collect::<String>(),
+            "dot",
+        ),
     };
     let out = a.out.clone().unwrap_or_else(|| default_out(&a.model.file, ext));
     fs::write(&out, text).map_err(|e| CliError::user(format!("error: cannot write {}: {e}", out.display())))?;
@@ -206,7 +292,9 @@ fn load_module(path: &Path, set: &[String], entry: Option<&str>) -> Result<Modul
         Ok(module)
     } else {
         if !set.is_empty() {
-            return Err(CliError::user("error: --set needs a .dsl file; a package is already compiled"));
+            return Err(CliError::user(
+                "error: --set needs a .dsl file; a package is already compiled",
+            ));
         }
         Ok(mlc_runtime::package::load(path)?)
     }
@@ -215,9 +303,15 @@ fn load_module(path: &Path, set: &[String], entry: Option<&str>) -> Result<Modul
 pub fn run(a: &RunArgs) -> Result<(), CliError> {
     if a.backend != Backend::Interp {
         let name = format!("{:?}", a.backend).to_lowercase();
-        return Err(CliError::user(format!("error: backend `{name}` is not available in this build of mlc; use --backend interp")));
+        return Err(CliError::user(format!(
+            "error: backend `{name}` is not available in this build of mlc; use --backend interp"
+        )));
     }
-    let ex = if a.target.is_dir() { Some(Example::load(&a.target).map_err(|e| CliError::user(format!("error: {e}")))?) } else { None };
+    let ex = if a.target.is_dir() {
+        Some(Example::load(&a.target).map_err(|e| CliError::user(format!("error: {e}")))?)
+    } else {
+        None
+    };
     let (model_path, mut set) = match &ex {
         Some(e) => (e.model_path(), e.set_flags()),
         None => (a.target.clone(), Vec::new()),

@@ -47,7 +47,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A panic is a bug; report it as an internal error with status 2 rather than an abort.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("internal error: mlc panicked: {info}\nThis is a bug in mlc; please report it with the input that caused it.");
+        eprintln!(
+            "internal error: mlc panicked: {info}\nThis is a bug in mlc; please report it with the input that caused it."
+        );
     }));
     let result = std::panic::catch_unwind(|| run(cli));
     match result {
@@ -65,7 +67,11 @@ fn main() -> ExitCode {
 }
 
 fn with_newline(s: &str) -> String {
-    if s.ends_with('\n') { s.to_string() } else { format!("{s}\n") }
+    if s.ends_with('\n') {
+        s.to_string()
+    } else {
+        format!("{s}\n")
+    }
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
