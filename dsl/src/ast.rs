@@ -231,6 +231,29 @@ pub enum BinOp {
     Or,
 }
 
+impl BinOp {
+    /// The operator as written in the source (`+`, `@`, `<=`).
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Rem => "%",
+            BinOp::Pow => "**",
+            BinOp::MatMul => "@",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::And => "&",
+            BinOp::Or => "|",
+        }
+    }
+}
+
 /// An item inside `x[...]`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum IndexItem {

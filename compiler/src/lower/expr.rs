@@ -528,7 +528,7 @@ fn static_binary(op: BinOp, a: &Val, b: &Val, span: Span) -> R<Val> {
     let bad = || {
         Diagnostic::new(
             span,
-            format!("cannot apply `{}` to {} and {}", op_str(op), a.kind(), b.kind()),
+            format!("cannot apply `{}` to {} and {}", op.symbol(), a.kind(), b.kind()),
         )
     };
     match (a, b) {
@@ -551,12 +551,7 @@ fn static_binary(op: BinOp, a: &Val, b: &Val, span: Span) -> R<Val> {
                 }
                 Pow if y >= 0 => checked(u32::try_from(y).ok().and_then(|e| x.checked_pow(e)))?,
                 Pow => Val::Float((x as f64).powf(y as f64)),
-                Eq => Val::Bool(x == y),
-                Ne => Val::Bool(x != y),
-                Lt => Val::Bool(x < y),
-                Le => Val::Bool(x <= y),
-                Gt => Val::Bool(x > y),
-                Ge => Val::Bool(x >= y),
+                Eq | Ne | Lt | Le | Gt | Ge => Val::Bool(compare(op, x, y)),
                 And | Or | MatMul => return Err(bad()),
             })
         }
@@ -574,12 +569,7 @@ fn static_binary(op: BinOp, a: &Val, b: &Val, span: Span) -> R<Val> {
                 Div => Val::Float(x / y),
                 Rem => Val::Float(x - y * (x / y).floor()),
                 Pow => Val::Float(x.powf(y)),
-                Eq => Val::Bool(x == y),
-                Ne => Val::Bool(x != y),
-                Lt => Val::Bool(x < y),
-                Le => Val::Bool(x <= y),
-                Gt => Val::Bool(x > y),
-                Ge => Val::Bool(x >= y),
+                Eq | Ne | Lt | Le | Gt | Ge => Val::Bool(compare(op, x, y)),
                 And | Or | MatMul => return Err(bad()),
             })
         }
@@ -644,23 +634,15 @@ fn overflow(span: Span) -> Diagnostic {
     ))
 }
 
-/// The source spelling of an operator.
-pub(super) fn op_str(op: BinOp) -> &'static str {
+/// A comparison operator applied to two static numbers.
+fn compare<T: PartialOrd>(op: BinOp, x: T, y: T) -> bool {
     match op {
-        BinOp::Add => "+",
-        BinOp::Sub => "-",
-        BinOp::Mul => "*",
-        BinOp::Div => "/",
-        BinOp::Rem => "%",
-        BinOp::Pow => "**",
-        BinOp::MatMul => "@",
-        BinOp::Eq => "==",
-        BinOp::Ne => "!=",
-        BinOp::Lt => "<",
-        BinOp::Le => "<=",
-        BinOp::Gt => ">",
-        BinOp::Ge => ">=",
-        BinOp::And => "&",
-        BinOp::Or => "|",
+        BinOp::Eq => x == y,
+        BinOp::Ne => x != y,
+        BinOp::Lt => x < y,
+        BinOp::Le => x <= y,
+        BinOp::Gt => x > y,
+        BinOp::Ge => x >= y,
+        _ => unreachable!("not a comparison"),
     }
 }

@@ -50,7 +50,7 @@ pub fn sexpr(e: &Expr) -> String {
         ExprKind::List(items) => format!("[{}]", list(items)),
         ExprKind::Tuple(items) => format!("(tuple {})", list(items)),
         ExprKind::Unary(op, x) => format!("({} {})", if *op == UnOp::Neg { "neg" } else { "not" }, sexpr(x)),
-        ExprKind::Binary(op, a, b) => format!("({} {} {})", binop(*op), sexpr(a), sexpr(b)),
+        ExprKind::Binary(op, a, b) => format!("({} {} {})", op.symbol(), sexpr(a), sexpr(b)),
         ExprKind::Call { callee, args } => {
             let args: Vec<String> = args
                 .iter()
@@ -98,25 +98,5 @@ fn index_item(i: &IndexItem) -> String {
         } => format!("{}:{}:{}", opt(start), opt(end), sexpr(s)),
         IndexItem::NewAxis(_) => "new".into(),
         IndexItem::Ellipsis(_) => "...".into(),
-    }
-}
-
-fn binop(op: BinOp) -> &'static str {
-    match op {
-        BinOp::Add => "+",
-        BinOp::Sub => "-",
-        BinOp::Mul => "*",
-        BinOp::Div => "/",
-        BinOp::Rem => "%",
-        BinOp::Pow => "**",
-        BinOp::MatMul => "@",
-        BinOp::Eq => "==",
-        BinOp::Ne => "!=",
-        BinOp::Lt => "<",
-        BinOp::Le => "<=",
-        BinOp::Gt => ">",
-        BinOp::Ge => ">=",
-        BinOp::And => "&",
-        BinOp::Or => "|",
     }
 }
