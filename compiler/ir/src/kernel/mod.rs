@@ -1,0 +1,206 @@
+//! The Kernel IR: backend-neutral loop nests over an index space.
+//!
+//! Fusion turns groups of Graph IR nodes into [`KernelFn`]s: loops over index variables, scalar
+//! loads and stores at computed offsets, scalar arithmetic, and accumulators for reductions.
+//! Every backend (Cranelift, PTX, MLIR) consumes this IR, so nothing here is CPU-specific: a
+//! kernel says *what* each index computes; a backend decides vector width, unrolling and how the
+//! parallel loop is spread over threads or thread blocks.
+//!
+//! Calling convention (every backend): a kernel receives the base addresses of its buffers (in
+//! [`KernelFn::bufs`] order), the values of its dims (in [`KernelFn::dims`] order, `i64`), and a
+//! half-open range `lo..hi` of its parallel index (see [`KernelFn::parallel`]). Buffers are dense
+//! row-major arrays of their dtype; every index below is an element offset.
+
+mod print;
+
+pub use print::print_kernel;
+
+use crate::dtype::DType;
+use crate::op::{BinaryOp, UnaryOp};
+
+/// An `i64` index expression: constants, loop variables, the kernel's run-time dims.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum IExpr {
+    Const(i64),
+    /// A loop variable (or the parallel index), by id.
+    Var(u32),
+    /// The run-time value of `KernelFn::dims[i]`.
+    Dim(u32),
+    Add(Box<IExpr>, Box<IExpr>),
+    Mul(Box<IExpr>, Box<IExpr>),
+    /// Floor division; both operands are non-negative wherever the kernel evaluates it.
+    Div(Box<IExpr>, Box<IExpr>),
+    /// Remainder; both operands are non-negative wherever the kernel evaluates it.
+    Rem(Box<IExpr>, Box<IExpr>),
+}
+
+/// A scalar constant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scalar {
+    F32(f32),
+    I32(i32),
+    I64(i64),
+    Bool(bool),
+}
+
+impl Scalar {
+    /// The dtype of the constant.
+    pub fn dtype(self) -> DType {
+        match self {
+            Scalar::F32(_) => DType::F32,
+            Scalar::I32(_) => DType::I32,
+            Scalar::I64(_) => DType::I64,
+            Scalar::Bool(_) => DType::Bool,
+        }
+    }
+}
+
+/// A scalar value expression. Kernels compute in f32, i32, i64 and bool; the semantics of each
+/// op are the Graph IR's (see [`crate::op`]) applied to one element.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VExpr {
+    /// Element `index` of buffer `buf`.
+    Load {
+        buf: u32,
+        index: IExpr,
+    },
+    Const(Scalar),
+    /// A `let` or accumulator variable, by id.
+    Var(u32),
+    /// An index expression as an `i64` value (iota, dims used as values).
+    Index(IExpr),
+    Unary(UnaryOp, Box<VExpr>),
+    Binary(BinaryOp, Box<VExpr>, Box<VExpr>),
+    /// `cond ? a : b`
+    Select(Box<VExpr>, Box<VExpr>, Box<VExpr>),
+    Cast(DType, Box<VExpr>),
+}
+
+/// A statement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KStmt {
+    /// `for var in 0..extent { body }`. `vectorize` marks an innermost loop whose iterations are
+    /// independent and whose loads and stores move by 0 or 1 element per iteration, so a backend
+    /// may run it several lanes at a time.
+    Loop {
+        var: u32,
+        extent: IExpr,
+        vectorize: bool,
+        body: Vec<KStmt>,
+    },
+    /// An immutable scalar.
+    Let { var: u32, dtype: DType, value: VExpr },
+    /// A mutable scalar (an accumulator), live until the end of the enclosing block.
+    Acc { var: u32, dtype: DType, init: VExpr },
+    /// Updates an accumulator.
+    Assign { var: u32, value: VExpr },
+    /// Writes element `index` of buffer `buf`.
+    Store { buf: u32, index: IExpr, value: VExpr },
+}
+
+/// Whether a kernel reads or writes a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// A buffer parameter of a kernel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KBuf {
+    pub name: String,
+    pub dtype: DType,
+    pub access: Access,
+}
+
+/// A kernel: `for p in lo..hi { body }` where `p` is the parallel index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelFn {
+    pub name: String,
+    pub bufs: Vec<KBuf>,
+    /// Names of the run-time dims the kernel reads (`IExpr::Dim(i)` is `dims[i]`).
+    pub dims: Vec<String>,
+    /// The parallel index variable and its full extent; iterations are independent. The caller
+    /// splits `0..extent` into ranges (one per thread, or one per block on a GPU).
+    pub parallel: (u32, IExpr),
+    pub body: Vec<KStmt>,
+}
+
+impl IExpr {
+    pub fn add(a: IExpr, b: IExpr) -> IExpr {
+        match (a, b) {
+            (IExpr::Const(0), x) | (x, IExpr::Const(0)) => x,
+            (IExpr::Const(x), IExpr::Const(y)) => IExpr::Const(x + y),
+            (x, y) => IExpr::Add(Box::new(x), Box::new(y)),
+        }
+    }
+    pub fn mul(a: IExpr, b: IExpr) -> IExpr {
+        match (a, b) {
+            (IExpr::Const(0), _) | (_, IExpr::Const(0)) => IExpr::Const(0),
+            (IExpr::Const(1), x) | (x, IExpr::Const(1)) => x,
+            (IExpr::Const(x), IExpr::Const(y)) => IExpr::Const(x * y),
+            (x, y) => IExpr::Mul(Box::new(x), Box::new(y)),
+        }
+    }
+    pub fn div(a: IExpr, b: IExpr) -> IExpr {
+        match (a, b) {
+            (x, IExpr::Const(1)) => x,
+            (IExpr::Const(x), IExpr::Const(y)) if y > 0 => IExpr::Const(x.div_euclid(y)),
+            (x, y) => IExpr::Div(Box::new(x), Box::new(y)),
+        }
+    }
+    pub fn rem(a: IExpr, b: IExpr) -> IExpr {
+        match (a, b) {
+            (_, IExpr::Const(1)) => IExpr::Const(0),
+            (IExpr::Const(x), IExpr::Const(y)) if y > 0 => IExpr::Const(x.rem_euclid(y)),
+            (x, y) => IExpr::Rem(Box::new(x), Box::new(y)),
+        }
+    }
+
+    /// Evaluates with loop variables and dims given by the closures.
+    pub fn eval(&self, var: &impl Fn(u32) -> i64, dim: &impl Fn(u32) -> i64) -> i64 {
+        match self {
+            IExpr::Const(c) => *c,
+            IExpr::Var(v) => var(*v),
+            IExpr::Dim(d) => dim(*d),
+            IExpr::Add(a, b) => a.eval(var, dim).wrapping_add(b.eval(var, dim)),
+            IExpr::Mul(a, b) => a.eval(var, dim).wrapping_mul(b.eval(var, dim)),
+            IExpr::Div(a, b) => a.eval(var, dim).checked_div(b.eval(var, dim)).unwrap_or(0),
+            IExpr::Rem(a, b) => a.eval(var, dim).checked_rem(b.eval(var, dim)).unwrap_or(0),
+        }
+    }
+
+    /// True if the expression does not mention loop variable `v`.
+    pub fn independent_of(&self, v: u32) -> bool {
+        match self {
+            IExpr::Const(_) | IExpr::Dim(_) => true,
+            IExpr::Var(x) => *x != v,
+            IExpr::Add(a, b) | IExpr::Mul(a, b) | IExpr::Div(a, b) | IExpr::Rem(a, b) => {
+                a.independent_of(v) && b.independent_of(v)
+            }
+        }
+    }
+}
+
+impl KernelFn {
+    /// The dtype a value expression computes, given the kernel's buffers and the dtypes of the
+    /// variables in scope.
+    pub fn dtype_of(&self, e: &VExpr, var_dtype: &impl Fn(u32) -> DType) -> DType {
+        match e {
+            VExpr::Load { buf, .. } => self.bufs[*buf as usize].dtype,
+            VExpr::Const(s) => s.dtype(),
+            VExpr::Var(v) => var_dtype(*v),
+            VExpr::Index(_) => DType::I64,
+            VExpr::Unary(_, x) => self.dtype_of(x, var_dtype),
+            VExpr::Binary(op, a, _) => {
+                if op.is_comparison() {
+                    DType::Bool
+                } else {
+                    self.dtype_of(a, var_dtype)
+                }
+            }
+            VExpr::Select(_, a, _) => self.dtype_of(a, var_dtype),
+            VExpr::Cast(d, _) => *d,
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Execution plans: what the runtime runs for each entry point after fusion.
+//!
+//! A [`FunctionPlan`] is a list of [`Step`]s over numbered buffers. A step runs a generated
+//! kernel (Kernel IR, see [`crate::kernel`]), calls a hand-written library routine (matrix
+//! products), runs one Graph IR op through the runtime's reference implementation (ops that
+//! have no generated code yet), or runs a loop whose body is a plan of its own. Buffers are
+//! dense row-major tensors whose shapes may mention the entry's symbolic dims.
+
+use std::fmt::Write as _;
+
+use crate::graph::{Origin, TensorType};
+use crate::kernel::{KernelFn, print_kernel};
+use crate::op::{Literal, Op};
+use crate::shape::Dim;
+
+/// A buffer's index in its [`FunctionPlan`].
+pub type BufId = u32;
+
+/// Where a buffer's contents come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BufKind {
+    /// An input of the plan (for loop bodies: the index, carried and captured values).
+    Input,
+    /// A weight, by name.
+    Param(String),
+    /// A constant.
+    Const(Literal),
+    /// Computed by a step.
+    Temp,
+}
+
+/// A buffer of a plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanBuf {
+    pub ty: TensorType,
+    pub kind: BufKind,
+    /// The source binding it holds, for dumps and errors.
+    pub name: String,
+}
+
+/// One step of a plan.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Runs `ModulePlan::kernels[kernel]` on `bufs` (in the kernel's buffer order); `dims[i]`
+    /// gives the value of the kernel's dim `i` from the entry's bindings.
+    Kernel {
+        kernel: u32,
+        bufs: Vec<BufId>,
+        dims: Vec<Dim>,
+    },
+    /// `out = a @ b` with broadcast batch axes; when `b_transposed`, `b` holds `[..., N, K]`
+    /// (the layout of a linear layer's weight) and is read transposed.
+    MatMul {
+        a: BufId,
+        b: BufId,
+        out: BufId,
+        b_transposed: bool,
+        origin: Origin,
+    },
+    /// One Graph IR op, run by the runtime's reference implementation of it.
+    Op {
+        op: Op,
+        inputs: Vec<BufId>,
+        outputs: Vec<BufId>,
+        origin: Origin,
+    },
+    /// A loop (see [`crate::op::LoopOp`] for the semantics): `operands` are the initial carried
+    /// values then the captured values; `outputs` the final carried values then the stacked
+    /// emits. The body's inputs are the index, the carried and the captured values; its outputs
+    /// the next carried values, the stop flag (if any) and the emits.
+    Loop {
+        trips: Dim,
+        max_trips: u64,
+        n_carried: usize,
+        has_stop: bool,
+        n_emit: usize,
+        operands: Vec<BufId>,
+        outputs: Vec<BufId>,
+        body: Box<FunctionPlan>,
+        origin: Origin,
+    },
+}
+
+/// The plan of one entry point (or loop body).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct FunctionPlan {
+    pub name: String,
+    pub bufs: Vec<PlanBuf>,
+    /// Buffers of kind `Input`, in input order.
+    pub inputs: Vec<BufId>,
+    pub outputs: Vec<(String, BufId)>,
+    pub steps: Vec<Step>,
+}
+
+/// The plans of a module's entry points and the kernels they run.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ModulePlan {
+    pub kernels: Vec<KernelFn>,
+    pub functions: Vec<FunctionPlan>,
+}
+
+impl ModulePlan {
+    /// The plan of the entry called `name`.
+    pub fn function(&self, name: &str) -> Option<&FunctionPlan> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+}
+
+/// Prints a module plan: its kernels, then each function's buffers and steps.
+pub fn print_plan(p: &ModulePlan) -> String {
+    let mut out = String::new();
+    for k in &p.kernels {
+        out.push_str(&print_kernel(k));
+        out.push('\n');
+    }
+    for f in &p.functions {
+        print_function(p, f, 0, &mut out);
+    }
+    out
+}
+
+fn buf_list(ids: &[BufId]) -> String {
+    ids.iter().map(|b| format!("b{b}")).collect::<Vec<_>>().join(", ")
+}
+
+fn print_function(p: &ModulePlan, f: &FunctionPlan, depth: usize, out: &mut String) {
+    let pad = "  ".repeat(depth);
+    let _ = writeln!(out, "{pad}plan {}({}) {{", f.name, buf_list(&f.inputs));
+    for (i, b) in f.bufs.iter().enumerate() {
+        let kind = match &b.kind {
+            BufKind::Input => "input".to_string(),
+            BufKind::Param(n) => format!("param {n}"),
+            BufKind::Const(_) => "const".to_string(),
+            BufKind::Temp => "temp".to_string(),
+        };
+        let name = if b.name.is_empty() {
+            String::new()
+        } else {
+            format!("  # {}", b.name)
+        };
+        let _ = writeln!(out, "{pad}  b{i}: {} {kind}{name}", b.ty);
+    }
+    for s in &f.steps {
+        match s {
+            Step::Kernel { kernel, bufs, dims } => {
+                let dims: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+                let name = p.kernels.get(*kernel as usize).map_or("?", |k| k.name.as_str());
+                let _ = writeln!(
+                    out,
+                    "{pad}  kernel {name}({}) dims({})",
+                    buf_list(bufs),
+                    dims.join(", ")
+                );
+            }
+            Step::MatMul {
+                a,
+                b,
+                out: o,
+                b_transposed,
+                ..
+            } => {
+                let t = if *b_transposed { "ᵀ" } else { "" };
+                let _ = writeln!(out, "{pad}  b{o} = matmul b{a}, b{b}{t}");
+            }
+            Step::Op {
+                op, inputs, outputs, ..
+            } => {
+                let _ = writeln!(
+                    out,
+                    "{pad}  {} = op {} {}",
+                    buf_list(outputs),
+                    op.mnemonic(),
+                    buf_list(inputs)
+                );
+            }
+            Step::Loop {
+                trips,
+                max_trips,
+                operands,
+                outputs,
+                body,
+                ..
+            } => {
+                let _ = writeln!(
+                    out,
+                    "{pad}  {} = loop(trips={trips}, max={max_trips}) {} {{",
+                    buf_list(outputs),
+                    buf_list(operands)
+                );
+                print_function(p, body, depth + 2, out);
+                let _ = writeln!(out, "{pad}  }}");
+            }
+        }
+    }
+    let outs: Vec<String> = f.outputs.iter().map(|(n, b)| format!("{n} = b{b}")).collect();
+    let _ = writeln!(out, "{pad}  return {}", outs.join(", "));
+    let _ = writeln!(out, "{pad}}}");
+}
