@@ -1,7 +1,7 @@
 //! Every example under `examples/`: it lowers, verifies after every pass, round-trips through the
 //! IR text form at every stage (print → parse → print is the identity), matches its reviewed IR
-//! snapshot at every stage, and every entry point runs through the reference interpreter on
-//! seeded random weights and inputs.
+//! snapshot at every stage and its reviewed fused plan (kernels and steps), and every entry point
+//! runs through the reference interpreter on seeded random weights and inputs.
 
 use std::path::{Path, PathBuf};
 
@@ -65,6 +65,11 @@ fn every_example_verifies_round_trips_and_matches_its_snapshots() {
         let mut m = c.module;
         check_stage(&name, "lower", &m);
         passes::run_pipeline(&mut m, None, |stage, m| check_stage(&name, stage, m)).expect("the standard pipeline");
+        // The fused plan: the kernels (Kernel IR) and every entry's steps.
+        let plan = mlc_sched::plan_module(&m).unwrap_or_else(|e| panic!("{name}: {e}"));
+        insta::with_settings!({snapshot_path => "../../snapshots/plan", prepend_module_to_snapshot => false, omit_expression => true}, {
+            insta::assert_snapshot!(format!("{name}@fuse"), mlc_ir::print_plan(&plan));
+        });
     }
 }
 

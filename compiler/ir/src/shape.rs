@@ -52,6 +52,12 @@ impl Dim {
         self.as_const().is_some()
     }
 
+    /// The terms of the polynomial: each monomial (its symbols, repeated for powers; empty for
+    /// the constant) with its non-zero coefficient, in a fixed order.
+    pub fn terms(&self) -> impl Iterator<Item = (&[String], i64)> {
+        self.terms.iter().map(|(m, c)| (m.as_slice(), *c))
+    }
+
     /// The symbols the dimension mentions.
     pub fn symbols(&self) -> Vec<String> {
         let mut out: Vec<String> = self.terms.keys().flatten().cloned().collect();

@@ -127,36 +127,6 @@ pub struct KernelFn {
 }
 
 impl IExpr {
-    pub fn add(a: IExpr, b: IExpr) -> IExpr {
-        match (a, b) {
-            (IExpr::Const(0), x) | (x, IExpr::Const(0)) => x,
-            (IExpr::Const(x), IExpr::Const(y)) => IExpr::Const(x + y),
-            (x, y) => IExpr::Add(Box::new(x), Box::new(y)),
-        }
-    }
-    pub fn mul(a: IExpr, b: IExpr) -> IExpr {
-        match (a, b) {
-            (IExpr::Const(0), _) | (_, IExpr::Const(0)) => IExpr::Const(0),
-            (IExpr::Const(1), x) | (x, IExpr::Const(1)) => x,
-            (IExpr::Const(x), IExpr::Const(y)) => IExpr::Const(x * y),
-            (x, y) => IExpr::Mul(Box::new(x), Box::new(y)),
-        }
-    }
-    pub fn div(a: IExpr, b: IExpr) -> IExpr {
-        match (a, b) {
-            (x, IExpr::Const(1)) => x,
-            (IExpr::Const(x), IExpr::Const(y)) if y > 0 => IExpr::Const(x.div_euclid(y)),
-            (x, y) => IExpr::Div(Box::new(x), Box::new(y)),
-        }
-    }
-    pub fn rem(a: IExpr, b: IExpr) -> IExpr {
-        match (a, b) {
-            (_, IExpr::Const(1)) => IExpr::Const(0),
-            (IExpr::Const(x), IExpr::Const(y)) if y > 0 => IExpr::Const(x.rem_euclid(y)),
-            (x, y) => IExpr::Rem(Box::new(x), Box::new(y)),
-        }
-    }
-
     /// Evaluates with loop variables and dims given by the closures.
     pub fn eval(&self, var: &impl Fn(u32) -> i64, dim: &impl Fn(u32) -> i64) -> i64 {
         match self {
@@ -178,6 +148,68 @@ impl IExpr {
             IExpr::Add(a, b) | IExpr::Mul(a, b) | IExpr::Div(a, b) | IExpr::Rem(a, b) => {
                 a.independent_of(v) && b.independent_of(v)
             }
+        }
+    }
+}
+
+/// `a + b`, simplified: constants fold, and `(x / n) * n + x % n` is `x` (a multi-index split
+/// from a flat index and flattened again).
+impl std::ops::Add for IExpr {
+    type Output = IExpr;
+
+    fn add(self, b: IExpr) -> IExpr {
+        if let (IExpr::Mul(q, n1), IExpr::Rem(x2, n2)) = (&self, &b)
+            && let IExpr::Div(x1, n0) = q.as_ref()
+            && x1 == x2
+            && n0 == n1
+            && n1 == n2
+        {
+            return x1.as_ref().clone();
+        }
+        match (self, b) {
+            (IExpr::Const(0), x) | (x, IExpr::Const(0)) => x,
+            (IExpr::Const(x), IExpr::Const(y)) => IExpr::Const(x + y),
+            (x, y) => IExpr::Add(Box::new(x), Box::new(y)),
+        }
+    }
+}
+
+/// `a * b`, with constants folded and multiplications by 0 and 1 removed.
+impl std::ops::Mul for IExpr {
+    type Output = IExpr;
+
+    fn mul(self, b: IExpr) -> IExpr {
+        match (self, b) {
+            (IExpr::Const(0), _) | (_, IExpr::Const(0)) => IExpr::Const(0),
+            (IExpr::Const(1), x) | (x, IExpr::Const(1)) => x,
+            (IExpr::Const(x), IExpr::Const(y)) => IExpr::Const(x * y),
+            (x, y) => IExpr::Mul(Box::new(x), Box::new(y)),
+        }
+    }
+}
+
+/// `a / b` (floor division of non-negative values), with constants folded.
+impl std::ops::Div for IExpr {
+    type Output = IExpr;
+
+    fn div(self, b: IExpr) -> IExpr {
+        match (self, b) {
+            (x, IExpr::Const(1)) => x,
+            (IExpr::Const(x), IExpr::Const(y)) if y > 0 => IExpr::Const(x.div_euclid(y)),
+            (x, y) => IExpr::Div(Box::new(x), Box::new(y)),
+        }
+    }
+}
+
+/// `a % b` (of non-negative values), with constants folded.
+impl std::ops::Rem for IExpr {
+    type Output = IExpr;
+
+    fn rem(self, b: IExpr) -> IExpr {
+        match (self, b) {
+            (_, IExpr::Const(1)) => IExpr::Const(0),
+            (IExpr::Const(x), IExpr::Const(y)) if y > 0 => IExpr::Const(x.rem_euclid(y)),
+            (x, y) => IExpr::Rem(Box::new(x), Box::new(y)),
         }
     }
 }

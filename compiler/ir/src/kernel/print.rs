@@ -137,6 +137,7 @@ mod tests {
     use crate::dtype::DType;
     use crate::kernel::KBuf;
     use crate::op::BinaryOp;
+    use std::ops::{Add, Mul};
 
     #[test]
     fn prints_a_row_max_kernel() {
@@ -173,7 +174,7 @@ mod tests {
                             Box::new(VExpr::Var(1)),
                             Box::new(VExpr::Load {
                                 buf: 0,
-                                index: IExpr::add(IExpr::mul(IExpr::Var(0), IExpr::Dim(1)), IExpr::Var(2)),
+                                index: Add::add(Mul::mul(IExpr::Var(0), IExpr::Dim(1)), IExpr::Var(2)),
                             }),
                         ),
                     }],

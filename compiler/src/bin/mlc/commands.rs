@@ -164,6 +164,15 @@ fn staged(a: &DumpArgs, mut print_stage: impl FnMut(&str, &Module)) -> Result<Mo
 }
 
 pub fn dump_ir(a: &DumpArgs) -> Result<(), CliError> {
+    if a.after.as_deref() == Some("fuse") {
+        // The fused plan: kernels (Kernel IR) and each entry's steps over buffers.
+        let c = compile(&a.model, a.entry.as_deref())?;
+        let mut module = c.module;
+        optimize(&mut module)?;
+        let plan = mlc_sched::plan_module(&module).map_err(|e| CliError::Internal(e.to_string()))?;
+        print!("{}", mlc_ir::print_plan(&plan));
+        return Ok(());
+    }
     let all = a.after.as_deref() == Some("all");
     staged(a, |stage, m| {
         if all {

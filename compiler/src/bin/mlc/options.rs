@@ -53,8 +53,9 @@ pub struct DumpArgs {
     /// Only this entry point.
     #[arg(long)]
     pub entry: Option<String>,
-    /// `lower` (no passes), a pass name (canonicalize, const-fold, cse, dce), or `all`
-    /// (every stage in turn). Default: after the whole pipeline.
+    /// `lower` (no passes), a pass name (canonicalize, const-fold, cse, dce), `all` (every
+    /// stage in turn), or `fuse` (the fused plan: kernels and steps). Default: after the whole
+    /// pipeline.
     #[arg(long)]
     pub after: Option<String>,
 }

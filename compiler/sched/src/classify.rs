@@ -1,0 +1,126 @@
+//! What each node is to the scheduler, and which values need a buffer.
+
+use std::collections::{HashMap, HashSet};
+
+use mlc_ir::{DType, Graph, NodeId, Op, Value};
+
+/// How the scheduler treats a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Inputs, weights and non-scalar constants: buffers filled from outside.
+    Leaf,
+    /// Scalar constants, iota, dims used as values: computed inline wherever they are used.
+    Free,
+    /// Unary, binary, select, cast.
+    Elementwise,
+    /// Reshape, permute, expand, slice: index arithmetic only.
+    Movement,
+    /// A reduction with its own kernel.
+    Reduce,
+    /// A matrix product through the GEMM library.
+    MatMul,
+    /// A loop with a body plan.
+    Loop,
+    /// An op without generated code: run by the runtime's reference implementation.
+    Opaque,
+}
+
+/// Dtypes the generated kernels compute in.
+pub fn kernel_dtype(d: DType) -> bool {
+    matches!(d, DType::F32 | DType::I32 | DType::I64 | DType::Bool)
+}
+
+/// The class of a node.
+pub fn classify(g: &Graph, n: NodeId) -> Class {
+    let node = g.node(n);
+    let supported = node.outputs.iter().all(|t| kernel_dtype(t.dtype))
+        && g.operands(n).iter().all(|v| kernel_dtype(g.ty(*v).dtype));
+    match &node.op {
+        Op::Input { .. } | Op::Param { .. } => Class::Leaf,
+        Op::Const(lit) => {
+            if lit.shape.is_empty() && kernel_dtype(lit.dtype) {
+                Class::Free
+            } else {
+                Class::Leaf
+            }
+        }
+        Op::Loop(_) => Class::Loop,
+        _ if !supported => Class::Opaque,
+        Op::DimSize(_) | Op::Iota { .. } => Class::Free,
+        Op::Unary(_) | Op::Binary(_) | Op::Select | Op::Cast(_) => Class::Elementwise,
+        Op::Reshape(_) | Op::Permute(_) | Op::Expand(_) | Op::Slice { .. } => Class::Movement,
+        Op::Reduce { .. } => Class::Reduce,
+        Op::MatMul if node.outputs[0].dtype == DType::F32 => Class::MatMul,
+        _ => Class::Opaque,
+    }
+}
+
+/// If `v` is `permute` swapping the last two axes, its operand.
+pub fn transposed_source(g: &Graph, v: Value) -> Option<Value> {
+    let node = g.node(v.node);
+    let Op::Permute(perm) = &node.op else { return None };
+    let r = perm.len();
+    let swap = r >= 2 && perm[r - 2] == r - 1 && perm[r - 1] == r - 2 && (0..r - 2).all(|i| perm[i] == i);
+    swap.then(|| g.operands(v.node)[0])
+}
+
+/// The values that get a buffer, decided in topological order.
+pub fn buffered_values(g: &Graph, order: &[NodeId], class: &HashMap<NodeId, Class>) -> HashSet<Value> {
+    let mut uses: HashMap<Value, usize> = HashMap::new();
+    // Operand slots of consumers that cannot take an inlined expression.
+    let mut forced: HashSet<Value> = HashSet::new();
+    for &n in order {
+        let ops = g.operands(n);
+        for (slot, v) in ops.iter().enumerate() {
+            *uses.entry(*v).or_default() += 1;
+            let fuses = match class[&n] {
+                Class::Elementwise | Class::Movement | Class::Reduce => true,
+                // `x @ transpose(w)` reads w in place when w has a buffer.
+                Class::MatMul => slot == 1 && transposed_source(g, *v).is_some(),
+                _ => false,
+            };
+            if !fuses {
+                forced.insert(*v);
+            }
+        }
+    }
+    for (_, v) in &g.outputs {
+        *uses.entry(*v).or_default() += 1;
+        forced.insert(*v);
+    }
+    let mut buffered: HashSet<Value> = HashSet::new();
+    // A movement op over a buffer (directly or through other such ops) is a free re-indexing.
+    let mut remap_of_buffer: HashSet<NodeId> = HashSet::new();
+    for &n in order {
+        let node = g.node(n);
+        for i in 0..node.outputs.len() {
+            let v = Value {
+                node: n,
+                index: i as u32,
+            };
+            let many = uses.get(&v).copied().unwrap_or(0) > 1;
+            let needs = match class[&n] {
+                Class::Leaf | Class::Reduce | Class::MatMul | Class::Loop | Class::Opaque => true,
+                Class::Free => forced.contains(&v),
+                Class::Elementwise => forced.contains(&v) || many,
+                Class::Movement => forced.contains(&v) || (many && !remap_of_buffer.contains(&n)),
+            };
+            if needs {
+                buffered.insert(v);
+            }
+        }
+        if class[&n] == Class::Movement {
+            let src = g.operands(n)[0];
+            if buffered.contains(&src) || remap_of_buffer.contains(&src.node) {
+                remap_of_buffer.insert(n);
+            }
+        }
+        // The source of a transposed matmul operand is read in place, so it needs a buffer.
+        if class[&n] == Class::MatMul
+            && let Some(src) = transposed_source(g, g.operands(n)[1])
+        {
+            buffered.insert(src);
+        }
+    }
+    buffered
+}
