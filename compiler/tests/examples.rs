@@ -135,3 +135,60 @@ fn every_example_entry_runs_in_the_interpreter() {
         }
     }
 }
+
+/// The arena layout of every plan (and loop body) of every example, with its `example.toml`
+/// bindings: buffers alive at the same step never share bytes (unless one is written in place
+/// over the other), and the arena needs at most 1.2 times the largest live set.
+#[test]
+fn every_example_plan_has_a_sound_compact_arena() {
+    for dir in example_dirs() {
+        let name = name_of(&dir);
+        let ex = Example::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let mut m = compile_file(&ex.model_path(), &LowerOptions::default())
+            .expect("compiles")
+            .module;
+        passes::run_pipeline(&mut m, None, |_, _| {}).expect("pipeline");
+        let plan = mlc_sched::plan_module(&m).expect("plans");
+        let mut stack: Vec<&mlc_ir::FunctionPlan> = plan.functions.iter().collect();
+        while let Some(f) = stack.pop() {
+            stack.extend(f.steps.iter().filter_map(|s| match s {
+                mlc_ir::Step::Loop { body, .. } => Some(body.as_ref()),
+                _ => None,
+            }));
+            let sizes: Vec<usize> = f
+                .bufs
+                .iter()
+                .map(|b| {
+                    let n: i64 = b.ty.shape.iter().map(|d| d.eval(&ex.bind).unwrap_or(3)).product();
+                    n as usize * b.ty.dtype.size_bytes()
+                })
+                .collect();
+            let layout = mlc_sched::memory::plan_arena(&plan, f, &sizes);
+            let life = mlc_sched::memory::lifetimes(&plan, f);
+            for a in 0..f.bufs.len() {
+                for b in a + 1..f.bufs.len() {
+                    let (Some(la), Some(lb), Some(oa), Some(ob)) =
+                        (life[a], life[b], layout.offsets[a], layout.offsets[b])
+                    else {
+                        continue;
+                    };
+                    let same_block = oa == ob;
+                    let live_together = la.first <= lb.last && lb.first <= la.last;
+                    let bytes_overlap = oa < ob + sizes[b].max(1) && ob < oa + sizes[a].max(1);
+                    assert!(
+                        same_block || !(live_together && bytes_overlap),
+                        "{name}/{}: buffers b{a} and b{b} are live together and overlap",
+                        f.name
+                    );
+                }
+            }
+            assert!(
+                layout.peak as f64 <= 1.2 * layout.max_live as f64,
+                "{name}/{}: arena {} B for a largest live set of {} B",
+                f.name,
+                layout.peak,
+                layout.max_live
+            );
+        }
+    }
+}

@@ -18,6 +18,7 @@
 
 mod classify;
 mod kernel_gen;
+pub mod memory;
 mod planner;
 
 pub use planner::plan_module;

@@ -289,6 +289,68 @@ pub fn build(a: &BuildArgs) -> Result<(), CliError> {
     let out = a.out.clone().unwrap_or_else(|| default_out(&a.model.file, ext));
     fs::write(&out, text).map_err(|e| CliError::user(format!("error: cannot write {}: {e}", out.display())))?;
     println!("wrote {}", out.display());
+    if a.stats {
+        print_stats(&module, &parse_bindings(&a.bind)?)?;
+    }
+    Ok(())
+}
+
+/// The memory plan of every entry point (and loop body) with the given dim sizes.
+fn print_stats(module: &Module, bind: &Bindings) -> Result<(), CliError> {
+    let plan = mlc_sched::plan_module(module).map_err(|e| CliError::Internal(e.to_string()))?;
+    for f in &plan.functions {
+        stats_of(&plan, f, bind, 0)?;
+    }
+    Ok(())
+}
+
+fn stats_of(
+    plan: &mlc_ir::ModulePlan,
+    f: &mlc_ir::FunctionPlan,
+    bind: &Bindings,
+    depth: usize,
+) -> Result<(), CliError> {
+    let mut bind = bind.clone();
+    for b in &f.bufs {
+        for s in b.ty.shape.iter().flat_map(|d| d.symbols()) {
+            bind.entry(s).or_insert(1);
+        }
+    }
+    let sizes: Vec<usize> = f
+        .bufs
+        .iter()
+        .map(|b| {
+            let n: i64 = b.ty.shape.iter().map(|d| d.eval(&bind).unwrap_or(1).max(0)).product();
+            n as usize * b.ty.dtype.size_bytes()
+        })
+        .collect();
+    let layout = mlc_sched::memory::plan_arena(plan, f, &sizes);
+    let count = |pred: fn(&mlc_ir::Step) -> bool| f.steps.iter().filter(|s| pred(s)).count();
+    let mut dims: Vec<String> = bind.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    dims.sort();
+    let ratio = if layout.max_live == 0 {
+        1.0
+    } else {
+        layout.peak as f64 / layout.max_live as f64
+    };
+    println!(
+        "{}{} ({}): arena peak {} B, all temporaries {} B, largest live set {} B (peak/live {ratio:.2}); {} kernels, {} matmuls, {} reference ops, {} loops",
+        "  ".repeat(depth),
+        f.name,
+        dims.join(", "),
+        layout.peak,
+        layout.total,
+        layout.max_live,
+        count(|s| matches!(s, mlc_ir::Step::Kernel { .. })),
+        count(|s| matches!(s, mlc_ir::Step::MatMul { .. })),
+        count(|s| matches!(s, mlc_ir::Step::Op { .. })),
+        count(|s| matches!(s, mlc_ir::Step::Loop { .. })),
+    );
+    for s in &f.steps {
+        if let mlc_ir::Step::Loop { body, .. } = s {
+            stats_of(plan, body, &bind, depth + 1)?;
+        }
+    }
     Ok(())
 }
 

@@ -47,6 +47,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A panic is a bug; report it as an internal error with status 2 rather than an abort.
     std::panic::set_hook(Box::new(|info| {
+        // A closed pipe (`mlc dump-ir ... | head`) is not an error of mlc's: stop quietly.
+        if info.to_string().contains("failed printing to stdout") {
+            std::process::exit(0);
+        }
         eprintln!(
             "internal error: mlc panicked: {info}\nThis is a bug in mlc; please report it with the input that caused it."
         );

@@ -110,6 +110,13 @@ pub struct BuildArgs {
     pub out: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Emit::Package)]
     pub emit: Emit,
+    /// Print each entry's memory plan: arena peak bytes, the sum of all temporaries and the
+    /// largest live set, with the dims bound by `--bind` (unbound dims count as 1).
+    #[arg(long)]
+    pub stats: bool,
+    /// Sizes of the symbolic dims for `--stats`: `--bind B=1,T=128`.
+    #[arg(long, value_name = "DIM=SIZE,...")]
+    pub bind: Vec<String>,
 }
 
 /// Execution backends.
