@@ -49,7 +49,7 @@ pub fn classify(g: &Graph, n: NodeId) -> Class {
         Op::DimSize(_) | Op::Iota { .. } => Class::Free,
         Op::Unary(_) | Op::Binary(_) | Op::Select | Op::Cast(_) => Class::Elementwise,
         Op::Reshape(_) | Op::Permute(_) | Op::Expand(_) | Op::Slice { .. } => Class::Movement,
-        Op::Reduce { .. } => Class::Reduce,
+        Op::Reduce { .. } | Op::ArgReduce { .. } => Class::Reduce,
         Op::MatMul if node.outputs[0].dtype == DType::F32 => Class::MatMul,
         _ => Class::Opaque,
     }

@@ -6,7 +6,8 @@ use std::ops::{Add, Div, Mul, Rem};
 
 use mlc_ir::plan::BufId;
 use mlc_ir::{
-    Access, BinaryOp, DType, Dim, Graph, IExpr, KBuf, KStmt, KernelFn, LiteralData, Op, ReduceOp, Scalar, VExpr, Value,
+    Access, ArgOp, BinaryOp, DType, Dim, Graph, IExpr, KBuf, KStmt, KernelFn, LiteralData, Op, ReduceOp, Scalar, VExpr,
+    Value,
 };
 
 use crate::SchedError;
@@ -267,6 +268,108 @@ impl<'a> KernelBuilder<'a> {
             dims: self.dims.clone(),
             parallel: (p, extent),
             body,
+        };
+        Ok((k, self.args, self.dims))
+    }
+
+    /// A kernel writing the index of the largest (or smallest) element of `x` along `axis` to
+    /// `out`, with the interpreter's rules: the first extreme wins ties, and the first NaN wins
+    /// over everything.
+    pub fn arg_reduce(
+        mut self,
+        name: String,
+        op: ArgOp,
+        x: Value,
+        axis: usize,
+        out: BufId,
+    ) -> R<(KernelFn, Vec<BufId>, Vec<String>)> {
+        let in_shape = self.g.ty(x).shape.clone();
+        let dtype = self.g.ty(x).dtype;
+        let kept: Vec<usize> = (0..in_shape.len()).filter(|a| *a != axis).collect();
+        let kept_shape: Vec<Dim> = kept.iter().map(|&a| in_shape[a].clone()).collect();
+        let p = self.var();
+        let extent = kept_shape.iter().fold(IExpr::Const(1), |acc, d| {
+            let n = self.dim(d);
+            Mul::mul(acc, n)
+        });
+        let kept_idx = self.delinearize(IExpr::Var(p), &kept_shape);
+        let j = self.var();
+        let mut idx = vec![IExpr::Var(j); in_shape.len()];
+        for (k, &a) in kept.iter().enumerate() {
+            idx[a] = kept_idx[k].clone();
+        }
+        let (best, arg, v, better) = (self.var(), self.var(), self.var(), self.var());
+        let value = self.expr(x, &idx)?;
+        let (worst, cmp) = match (op, dtype) {
+            (ArgOp::ArgMax, DType::F32) => (Scalar::F32(f32::NEG_INFINITY), BinaryOp::Gt),
+            (ArgOp::ArgMin, DType::F32) => (Scalar::F32(f32::INFINITY), BinaryOp::Lt),
+            (ArgOp::ArgMax, DType::I64) => (Scalar::I64(i64::MIN), BinaryOp::Gt),
+            (ArgOp::ArgMin, DType::I64) => (Scalar::I64(i64::MAX), BinaryOp::Lt),
+            (ArgOp::ArgMax, DType::I32) => (Scalar::I32(i32::MIN), BinaryOp::Gt),
+            (ArgOp::ArgMin, DType::I32) => (Scalar::I32(i32::MAX), BinaryOp::Lt),
+            _ => return Err(self.err(format!("no kernel for {op:?} over {dtype}"))),
+        };
+        let bin = |op, a: VExpr, b: VExpr| VExpr::Binary(op, Box::new(a), Box::new(b));
+        let var = VExpr::Var;
+        // `v` wins when it beats the best so far, or when it is the first NaN.
+        let mut wins = bin(cmp, var(v), var(best));
+        if dtype == DType::F32 {
+            let v_nan = bin(BinaryOp::Ne, var(v), var(v));
+            let best_is_number = bin(BinaryOp::Eq, var(best), var(best));
+            wins = bin(BinaryOp::Or, wins, bin(BinaryOp::And, v_nan, best_is_number));
+        }
+        // The extreme of an empty or all-`worst` row is index 0, as in the interpreter: the first
+        // element always replaces the initial value.
+        let first = bin(BinaryOp::Eq, VExpr::Index(IExpr::Var(j)), VExpr::Const(Scalar::I64(0)));
+        wins = bin(BinaryOp::Or, wins, first);
+        let n = self.dim(&in_shape[axis]);
+        let select = |c: VExpr, a: VExpr, b: VExpr| VExpr::Select(Box::new(c), Box::new(a), Box::new(b));
+        let body = vec![
+            KStmt::Let { var: v, dtype, value },
+            KStmt::Let {
+                var: better,
+                dtype: DType::Bool,
+                value: wins,
+            },
+            KStmt::Assign {
+                var: arg,
+                value: select(var(better), VExpr::Index(IExpr::Var(j)), var(arg)),
+            },
+            KStmt::Assign {
+                var: best,
+                value: select(var(better), var(v), var(best)),
+            },
+        ];
+        let ob = self.buf(out, Access::Write);
+        let stmts = vec![
+            KStmt::Acc {
+                var: best,
+                dtype,
+                init: VExpr::Const(worst),
+            },
+            KStmt::Acc {
+                var: arg,
+                dtype: DType::I64,
+                init: VExpr::Const(Scalar::I64(0)),
+            },
+            KStmt::Loop {
+                var: j,
+                extent: n,
+                vectorize: false,
+                body,
+            },
+            KStmt::Store {
+                buf: ob,
+                index: IExpr::Var(p),
+                value: var(arg),
+            },
+        ];
+        let k = KernelFn {
+            name,
+            bufs: self.bufs,
+            dims: self.dims.clone(),
+            parallel: (p, extent),
+            body: stmts,
         };
         Ok((k, self.args, self.dims))
     }

@@ -94,12 +94,13 @@ impl Planner {
                     self.push_kernel(&mut plan, k, args, dims);
                 }
                 Class::Reduce => {
-                    let Op::Reduce { op, axes, .. } = &node.op else {
-                        unreachable!("classified as a reduction")
-                    };
                     let kb = KernelBuilder::new(g, &buffers, &dtypes, name);
                     let x = g.operands(n)[0];
-                    let (k, args, dims) = kb.reduce(kname(), *op, x, axes, buffers[&v0])?;
+                    let (k, args, dims) = match &node.op {
+                        Op::Reduce { op, axes, .. } => kb.reduce(kname(), *op, x, axes, buffers[&v0])?,
+                        Op::ArgReduce { op, axis, .. } => kb.arg_reduce(kname(), *op, x, *axis, buffers[&v0])?,
+                        _ => unreachable!("classified as a reduction"),
+                    };
                     self.push_kernel(&mut plan, k, args, dims);
                 }
                 Class::MatMul => {
