@@ -64,6 +64,22 @@ pub fn transposed_source(g: &Graph, v: Value) -> Option<Value> {
     swap.then(|| g.operands(v.node)[0])
 }
 
+/// The largest expression (in ops per element) recomputed in each consumer rather than stored.
+const MAX_RECOMPUTE: usize = 16;
+
+/// True for a reduction (or arg-reduction) over the last axes of its input: its consumers in
+/// the natural layout need it once per row.
+fn reduces_trailing_axes(g: &Graph, n: NodeId) -> bool {
+    let rank = g.ty(g.operands(n)[0]).rank();
+    match &g.node(n).op {
+        Op::Reduce { axes, .. } => {
+            !axes.is_empty() && axes.iter().enumerate().all(|(i, &a)| a == rank - axes.len() + i)
+        }
+        Op::ArgReduce { axis, .. } => *axis + 1 == rank,
+        _ => false,
+    }
+}
+
 /// The values that get a buffer, decided in topological order.
 pub fn buffered_values(g: &Graph, order: &[NodeId], class: &HashMap<NodeId, Class>) -> HashSet<Value> {
     let mut uses: HashMap<Value, usize> = HashMap::new();
@@ -91,24 +107,41 @@ pub fn buffered_values(g: &Graph, order: &[NodeId], class: &HashMap<NodeId, Clas
     let mut buffered: HashSet<Value> = HashSet::new();
     // A movement op over a buffer (directly or through other such ops) is a free re-indexing.
     let mut remap_of_buffer: HashSet<NodeId> = HashSet::new();
+    // Ops per element of each unbuffered value when inlined, to decide what to recompute.
+    let mut cost: HashMap<NodeId, usize> = HashMap::new();
     for &n in order {
         let node = g.node(n);
+        let inline_cost = 1 + g
+            .operands(n)
+            .iter()
+            .filter(|v| !buffered.contains(v))
+            .map(|v| cost.get(&v.node).copied().unwrap_or(0))
+            .sum::<usize>();
         for i in 0..node.outputs.len() {
             let v = Value {
                 node: n,
                 index: i as u32,
             };
             let many = uses.get(&v).copied().unwrap_or(0) > 1;
+            let forced_here = forced.contains(&v);
             let needs = match class[&n] {
-                Class::Leaf | Class::Reduce | Class::MatMul | Class::Loop | Class::Opaque => true,
-                Class::Free => forced.contains(&v),
-                Class::Elementwise => forced.contains(&v) || many,
-                Class::Movement => forced.contains(&v) || (many && !remap_of_buffer.contains(&n)),
+                Class::Leaf | Class::MatMul | Class::Loop | Class::Opaque => true,
+                Class::Free => forced_here,
+                // A reduction over trailing axes is computed inside each consumer's kernel, once
+                // per row (see kernel_gen); other reductions get a kernel and a buffer.
+                Class::Reduce => forced_here || !reduces_trailing_axes(g, n),
+                // Recomputing a small expression in each consumer beats a round trip through
+                // memory.
+                Class::Elementwise => forced_here || (many && inline_cost > MAX_RECOMPUTE),
+                Class::Movement => {
+                    forced_here || (many && !remap_of_buffer.contains(&n) && inline_cost > MAX_RECOMPUTE)
+                }
             };
             if needs {
                 buffered.insert(v);
             }
         }
+        cost.insert(n, if class[&n] == Class::Reduce { 1 } else { inline_cost });
         if class[&n] == Class::Movement {
             let src = g.operands(n)[0];
             if buffered.contains(&src) || remap_of_buffer.contains(&src.node) {

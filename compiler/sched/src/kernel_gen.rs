@@ -1,7 +1,16 @@
 //! Building Kernel IR: a value's expression tree at a multi-index, with movement ops turned into
-//! index arithmetic and buffered values turned into loads.
+//! index arithmetic, buffered values turned into loads, and reductions computed where they are
+//! needed.
+//!
+//! A kernel is built as nested *levels*: level 0 is the body of the parallel index, level 1 the
+//! inner loop over the last output axis, deeper levels the loops of reductions. A reduction met
+//! inside an expression is computed at the outermost level where its index is known (for a
+//! softmax, once per row before the inner loop) and memoised there, so `x - max(x)` and
+//! `sum(exp(x - max(x)))` and the final division run as one kernel that walks each row a few
+//! times while it is in cache.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::ops::{Add, Div, Mul, Rem};
 
 use mlc_ir::plan::BufId;
@@ -11,6 +20,16 @@ use mlc_ir::{
 };
 
 use crate::SchedError;
+
+/// One level of loop nesting while a kernel is built.
+#[derive(Default)]
+struct Level {
+    /// The loop variables this level introduces.
+    vars: Vec<u32>,
+    stmts: Vec<KStmt>,
+    /// Reductions already computed at this level, by value and index.
+    memo: HashMap<(Value, Vec<IExpr>), u32>,
+}
 
 /// Builds one kernel.
 pub struct KernelBuilder<'a> {
@@ -27,9 +46,13 @@ pub struct KernelBuilder<'a> {
     function: &'a str,
     /// The value this kernel produces: computed here even though it has a buffer.
     root: Option<Value>,
+    levels: Vec<Level>,
 }
 
 type R<T> = Result<T, SchedError>;
+
+/// A finished kernel with the plan buffers and dim symbols to call it with.
+pub type Built = (KernelFn, Vec<BufId>, Vec<String>);
 
 impl<'a> KernelBuilder<'a> {
     pub fn new(g: &'a Graph, buffers: &'a HashMap<Value, BufId>, buf_dtypes: &'a [DType], function: &'a str) -> Self {
@@ -43,6 +66,7 @@ impl<'a> KernelBuilder<'a> {
             next_var: 0,
             function,
             root: None,
+            levels: Vec::new(),
         }
     }
 
@@ -53,7 +77,7 @@ impl<'a> KernelBuilder<'a> {
         }
     }
 
-    pub fn var(&mut self) -> u32 {
+    fn var(&mut self) -> u32 {
         self.next_var += 1;
         self.next_var - 1
     }
@@ -76,7 +100,7 @@ impl<'a> KernelBuilder<'a> {
     }
 
     /// A run-time dim as an index expression over the kernel's dim arguments.
-    pub fn dim(&mut self, d: &Dim) -> IExpr {
+    fn dim(&mut self, d: &Dim) -> IExpr {
         let mut total = IExpr::Const(0);
         for (mono, coeff) in d.terms() {
             let mut term = IExpr::Const(coeff);
@@ -96,7 +120,7 @@ impl<'a> KernelBuilder<'a> {
     }
 
     /// Row-major element offset of a multi-index.
-    pub fn linearize(&mut self, idx: &[IExpr], shape: &[Dim]) -> IExpr {
+    fn linearize(&mut self, idx: &[IExpr], shape: &[Dim]) -> IExpr {
         let mut off = IExpr::Const(0);
         for (i, d) in idx.iter().zip(shape) {
             let n = self.dim(d);
@@ -133,7 +157,7 @@ impl<'a> KernelBuilder<'a> {
     }
 
     /// The expression computing element `idx` of `v`.
-    pub fn expr(&mut self, v: Value, idx: &[IExpr]) -> R<VExpr> {
+    fn expr(&mut self, v: Value, idx: &[IExpr]) -> R<VExpr> {
         if self.buffers.contains_key(&v) && self.root != Some(v) {
             return Ok(self.load(v, idx));
         }
@@ -183,12 +207,16 @@ impl<'a> KernelBuilder<'a> {
             }
             Op::Reshape(_) => {
                 let in_shape = self.g.ty(ops[0]).shape.clone();
-                let src = match unit_axes_map(&in_shape, &out_shape) {
-                    // Only axes of size 1 come or go: indices carry over directly.
-                    Some(map) => map
-                        .iter()
-                        .map(|m| m.map_or(IExpr::Const(0), |k| idx[k].clone()))
-                        .collect(),
+                let src = match reshape_groups(&in_shape, &out_shape) {
+                    // Axes map group by group: only merged or split axes need index arithmetic.
+                    Some(groups) => {
+                        let mut src = Vec::with_capacity(in_shape.len());
+                        for (ins, outs) in groups {
+                            let off = self.linearize(&idx[outs.clone()], &out_shape[outs]);
+                            src.extend(self.delinearize(off, &in_shape[ins]));
+                        }
+                        src
+                    }
                     None => {
                         let off = self.linearize(idx, &out_shape);
                         self.delinearize(off, &in_shape)
@@ -196,6 +224,7 @@ impl<'a> KernelBuilder<'a> {
                 };
                 self.expr(ops[0], &src)?
             }
+            Op::Reduce { .. } | Op::ArgReduce { .. } => VExpr::Var(self.reduction(v, idx)?),
             other => return Err(self.err(format!("`{}` cannot be inlined into a kernel", other.mnemonic()))),
         })
     }
@@ -218,88 +247,108 @@ impl<'a> KernelBuilder<'a> {
         self.expr(v, &src)
     }
 
-    /// The multi-index of an output element and the loops around it: the leading axes are
-    /// flattened into the parallel index `p`, the last axis is an inner loop.
-    fn output_nest(&mut self, shape: &[Dim]) -> (u32, IExpr, Option<(u32, IExpr)>, Vec<IExpr>) {
-        let p = self.var();
-        let r = shape.len();
-        if r == 0 {
-            return (p, IExpr::Const(1), None, vec![]);
-        }
-        let outer_extent = shape[..r - 1].iter().fold(IExpr::Const(1), |acc, d| {
-            let n = self.dim(d);
-            Mul::mul(acc, n)
-        });
-        let mut idx = self.delinearize(IExpr::Var(p), &shape[..r - 1]);
-        let j = self.var();
-        let inner = self.dim(&shape[r - 1]);
-        idx.push(IExpr::Var(j));
-        (p, outer_extent, Some((j, inner)), idx)
-    }
-
-    /// A kernel writing every element of `v` (an elementwise or movement expression) to `out`.
-    pub fn elementwise(mut self, name: String, v: Value, out: BufId) -> R<(KernelFn, Vec<BufId>, Vec<String>)> {
-        let shape = self.g.ty(v).shape.clone();
-        let (p, extent, inner, idx) = self.output_nest(&shape);
-        self.root = Some(v);
-        let value = self.expr(v, &idx)?;
-        let ob = self.buf(out, Access::Write);
-        let body = match inner {
-            None => vec![KStmt::Store {
-                buf: ob,
-                index: IExpr::Const(0),
-                value,
-            }],
-            Some((j, n)) => {
-                let index = Add::add(Mul::mul(IExpr::Var(p), n.clone()), IExpr::Var(j));
-                let store = KStmt::Store { buf: ob, index, value };
-                let vectorize = unit_stride_everywhere(&store, j, &self.bufs);
-                vec![KStmt::Loop {
-                    var: j,
-                    extent: n,
-                    vectorize,
-                    body: vec![store],
-                }]
+    /// The outermost level at which every variable of `idx` is defined.
+    fn level_of(&self, idx: &[IExpr]) -> usize {
+        let mut level = 0;
+        for (l, lv) in self.levels.iter().enumerate() {
+            if lv.vars.iter().any(|&v| idx.iter().any(|e| !e.independent_of(v))) {
+                level = l;
             }
-        };
-        let k = KernelFn {
-            name,
-            bufs: self.bufs,
-            dims: self.dims.clone(),
-            parallel: (p, extent),
-            body,
-        };
-        Ok((k, self.args, self.dims))
+        }
+        level
     }
 
-    /// A kernel writing the index of the largest (or smallest) element of `x` along `axis` to
-    /// `out`, with the interpreter's rules: the first extreme wins ties, and the first NaN wins
-    /// over everything.
-    pub fn arg_reduce(
-        mut self,
-        name: String,
-        op: ArgOp,
-        x: Value,
-        axis: usize,
-        out: BufId,
-    ) -> R<(KernelFn, Vec<BufId>, Vec<String>)> {
+    /// Computes the reduction `v` (a reduce or arg-reduce node) at element `idx` of its result,
+    /// at the outermost level where `idx` is known, once per level; returns the variable that
+    /// holds it.
+    fn reduction(&mut self, v: Value, idx: &[IExpr]) -> R<u32> {
+        let target = self.level_of(idx);
+        let key = (v, idx.to_vec());
+        if let Some(&var) = self.levels[target].memo.get(&key) {
+            return Ok(var);
+        }
+        let node = self.g.node(v.node);
+        let x = self.g.operands(v.node)[0];
         let in_shape = self.g.ty(x).shape.clone();
         let dtype = self.g.ty(x).dtype;
-        let kept: Vec<usize> = (0..in_shape.len()).filter(|a| *a != axis).collect();
-        let kept_shape: Vec<Dim> = kept.iter().map(|&a| in_shape[a].clone()).collect();
-        let p = self.var();
-        let extent = kept_shape.iter().fold(IExpr::Const(1), |acc, d| {
-            let n = self.dim(d);
-            Mul::mul(acc, n)
-        });
-        let kept_idx = self.delinearize(IExpr::Var(p), &kept_shape);
-        let j = self.var();
-        let mut idx = vec![IExpr::Var(j); in_shape.len()];
-        for (k, &a) in kept.iter().enumerate() {
-            idx[a] = kept_idx[k].clone();
+        let (axes, keepdim) = match &node.op {
+            Op::Reduce { axes, keepdim, .. } => (axes.clone(), *keepdim),
+            Op::ArgReduce { axis, keepdim, .. } => (vec![*axis], *keepdim),
+            _ => unreachable!("only reductions come here"),
+        };
+        // The input index: kept axes from `idx`, reduced axes from new loop variables.
+        let loop_vars: Vec<u32> = axes.iter().map(|_| self.var()).collect();
+        let mut src = Vec::with_capacity(in_shape.len());
+        let mut out_axis = 0;
+        for a in 0..in_shape.len() {
+            if let Some(k) = axes.iter().position(|x| *x == a) {
+                src.push(IExpr::Var(loop_vars[k]));
+                if keepdim {
+                    out_axis += 1;
+                }
+            } else {
+                src.push(idx[out_axis].clone());
+                out_axis += 1;
+            }
         }
+        // Build the loop nest on top of the level stack, innermost level last.
+        for &lv in &loop_vars {
+            self.levels.push(Level {
+                vars: vec![lv],
+                ..Level::default()
+            });
+        }
+        let value = self.expr(x, &src)?;
+        let (decls, update) = match &node.op {
+            Op::Reduce { op, .. } => {
+                let acc = self.var();
+                let (init, combine) =
+                    reduce_parts(*op, dtype).ok_or_else(|| self.err(format!("no kernel for {op:?} over {dtype}")))?;
+                let update = vec![KStmt::Assign {
+                    var: acc,
+                    value: VExpr::Binary(combine, Box::new(VExpr::Var(acc)), Box::new(value)),
+                }];
+                (
+                    vec![KStmt::Acc {
+                        var: acc,
+                        dtype,
+                        init: VExpr::Const(init),
+                    }],
+                    (acc, update),
+                )
+            }
+            Op::ArgReduce { op, .. } => {
+                let (decls, arg, update) = self.arg_update(*op, dtype, value, loop_vars[0])?;
+                (decls, (arg, update))
+            }
+            _ => unreachable!("only reductions come here"),
+        };
+        let (result, update) = update;
+        self.levels.last_mut().expect("pushed above").stmts.extend(update);
+        let mut body = Vec::new();
+        for (i, &lv) in loop_vars.iter().enumerate().rev() {
+            let mut level = self.levels.pop().expect("pushed above");
+            level.stmts.extend(body);
+            let n = self.dim(&in_shape[axes[i]]);
+            body = vec![KStmt::Loop {
+                var: lv,
+                extent: n,
+                vectorize: false,
+                body: level.stmts,
+            }];
+        }
+        let at = &mut self.levels[target];
+        at.stmts.extend(decls);
+        at.stmts.extend(body);
+        at.memo.insert(key, result);
+        Ok(result)
+    }
+
+    /// Accumulators and the per-element update of an arg-reduction, with the interpreter's
+    /// rules: the first extreme wins ties, the first NaN wins over everything, and the first
+    /// element always replaces the initial value.
+    fn arg_update(&mut self, op: ArgOp, dtype: DType, value: VExpr, j: u32) -> R<(Vec<KStmt>, u32, Vec<KStmt>)> {
         let (best, arg, v, better) = (self.var(), self.var(), self.var(), self.var());
-        let value = self.expr(x, &idx)?;
         let (worst, cmp) = match (op, dtype) {
             (ArgOp::ArgMax, DType::F32) => (Scalar::F32(f32::NEG_INFINITY), BinaryOp::Gt),
             (ArgOp::ArgMin, DType::F32) => (Scalar::F32(f32::INFINITY), BinaryOp::Lt),
@@ -310,21 +359,29 @@ impl<'a> KernelBuilder<'a> {
             _ => return Err(self.err(format!("no kernel for {op:?} over {dtype}"))),
         };
         let bin = |op, a: VExpr, b: VExpr| VExpr::Binary(op, Box::new(a), Box::new(b));
+        let select = |c: VExpr, a: VExpr, b: VExpr| VExpr::Select(Box::new(c), Box::new(a), Box::new(b));
         let var = VExpr::Var;
-        // `v` wins when it beats the best so far, or when it is the first NaN.
         let mut wins = bin(cmp, var(v), var(best));
         if dtype == DType::F32 {
             let v_nan = bin(BinaryOp::Ne, var(v), var(v));
             let best_is_number = bin(BinaryOp::Eq, var(best), var(best));
             wins = bin(BinaryOp::Or, wins, bin(BinaryOp::And, v_nan, best_is_number));
         }
-        // The extreme of an empty or all-`worst` row is index 0, as in the interpreter: the first
-        // element always replaces the initial value.
         let first = bin(BinaryOp::Eq, VExpr::Index(IExpr::Var(j)), VExpr::Const(Scalar::I64(0)));
         wins = bin(BinaryOp::Or, wins, first);
-        let n = self.dim(&in_shape[axis]);
-        let select = |c: VExpr, a: VExpr, b: VExpr| VExpr::Select(Box::new(c), Box::new(a), Box::new(b));
-        let body = vec![
+        let decls = vec![
+            KStmt::Acc {
+                var: best,
+                dtype,
+                init: VExpr::Const(worst),
+            },
+            KStmt::Acc {
+                var: arg,
+                dtype: DType::I64,
+                init: VExpr::Const(Scalar::I64(0)),
+            },
+        ];
+        let update = vec![
             KStmt::Let { var: v, dtype, value },
             KStmt::Let {
                 var: better,
@@ -340,102 +397,64 @@ impl<'a> KernelBuilder<'a> {
                 value: select(var(better), var(v), var(best)),
             },
         ];
-        let ob = self.buf(out, Access::Write);
-        let stmts = vec![
-            KStmt::Acc {
-                var: best,
-                dtype,
-                init: VExpr::Const(worst),
-            },
-            KStmt::Acc {
-                var: arg,
-                dtype: DType::I64,
-                init: VExpr::Const(Scalar::I64(0)),
-            },
-            KStmt::Loop {
-                var: j,
-                extent: n,
-                vectorize: false,
-                body,
-            },
-            KStmt::Store {
-                buf: ob,
-                index: IExpr::Var(p),
-                value: var(arg),
-            },
-        ];
-        let k = KernelFn {
-            name,
-            bufs: self.bufs,
-            dims: self.dims.clone(),
-            parallel: (p, extent),
-            body: stmts,
-        };
-        Ok((k, self.args, self.dims))
+        Ok((decls, arg, update))
     }
 
-    /// A kernel reducing `x` over `axes` into `out` (one accumulator per output element).
-    pub fn reduce(
-        mut self,
-        name: String,
-        op: ReduceOp,
-        x: Value,
-        axes: &[usize],
-        out: BufId,
-    ) -> R<(KernelFn, Vec<BufId>, Vec<String>)> {
-        let in_shape = self.g.ty(x).shape.clone();
-        let dtype = self.g.ty(x).dtype;
-        let kept: Vec<usize> = (0..in_shape.len()).filter(|a| !axes.contains(a)).collect();
-        let kept_shape: Vec<Dim> = kept.iter().map(|&a| in_shape[a].clone()).collect();
+    /// A kernel writing every element of `v` to `out`: the leading axes of `v` are flattened
+    /// into the parallel index, the last axis is an inner loop (vectorised when every access in
+    /// it is contiguous or broadcast).
+    pub fn kernel(mut self, name: String, v: Value, out: BufId) -> R<Built> {
+        self.root = Some(v);
+        let shape = self.g.ty(v).shape.clone();
+        let r = shape.len();
         let p = self.var();
-        let extent = kept_shape.iter().fold(IExpr::Const(1), |acc, d| {
-            let n = self.dim(d);
-            Mul::mul(acc, n)
+        self.levels.push(Level {
+            vars: vec![p],
+            ..Level::default()
         });
-        let kept_idx = self.delinearize(IExpr::Var(p), &kept_shape);
-        let mut idx = vec![IExpr::Const(0); in_shape.len()];
-        for (k, &a) in kept.iter().enumerate() {
-            idx[a] = kept_idx[k].clone();
-        }
-        let loop_vars: Vec<u32> = axes.iter().map(|_| self.var()).collect();
-        for (&a, &v) in axes.iter().zip(&loop_vars) {
-            idx[a] = IExpr::Var(v);
-        }
-        let acc = self.var();
-        let value = self.expr(x, &idx)?;
-        let (init, combine) =
-            reduce_parts(op, dtype).ok_or_else(|| self.err(format!("no kernel for {op:?} over {dtype}")))?;
-        let mut body = vec![KStmt::Assign {
-            var: acc,
-            value: VExpr::Binary(combine, Box::new(VExpr::Var(acc)), Box::new(value)),
-        }];
-        for (&a, &v) in axes.iter().zip(&loop_vars).rev() {
-            let n = self.dim(&in_shape[a]);
-            body = vec![KStmt::Loop {
-                var: v,
-                extent: n,
-                vectorize: false,
-                body,
-            }];
-        }
         let ob = self.buf(out, Access::Write);
-        let mut stmts = vec![KStmt::Acc {
-            var: acc,
-            dtype,
-            init: VExpr::Const(init),
-        }];
-        stmts.extend(body);
-        stmts.push(KStmt::Store {
-            buf: ob,
-            index: IExpr::Var(p),
-            value: VExpr::Var(acc),
-        });
+        let extent = if r == 0 {
+            let value = self.expr(v, &[])?;
+            self.levels[0].stmts.push(KStmt::Store {
+                buf: ob,
+                index: IExpr::Const(0),
+                value,
+            });
+            IExpr::Const(1)
+        } else {
+            let extent = shape[..r - 1].iter().fold(IExpr::Const(1), |acc, d| {
+                let n = self.dim(d);
+                Mul::mul(acc, n)
+            });
+            let mut idx = self.delinearize(IExpr::Var(p), &shape[..r - 1]);
+            let j = self.var();
+            idx.push(IExpr::Var(j));
+            let n = self.dim(&shape[r - 1]);
+            self.levels.push(Level {
+                vars: vec![j],
+                ..Level::default()
+            });
+            let value = self.expr(v, &idx)?;
+            let index = Add::add(Mul::mul(IExpr::Var(p), n.clone()), IExpr::Var(j));
+            let store = KStmt::Store { buf: ob, index, value };
+            let mut inner = self.levels.pop().expect("pushed above");
+            let vectorize = inner.stmts.is_empty() && unit_stride_everywhere(&store, j, &self.bufs);
+            inner.stmts.push(store);
+            self.levels[0].stmts.push(KStmt::Loop {
+                var: j,
+                extent: n,
+                vectorize,
+                body: inner.stmts,
+            });
+            extent
+        };
+        let level = self.levels.pop().expect("pushed above");
         let k = KernelFn {
             name,
             bufs: self.bufs,
             dims: self.dims.clone(),
             parallel: (p, extent),
-            body: stmts,
+            body: level.stmts,
         };
         Ok((k, self.args, self.dims))
     }
@@ -470,20 +489,48 @@ fn scalar_of(dtype: DType, data: &LiteralData) -> Option<Scalar> {
     }
 }
 
-/// When a reshape only inserts or removes axes of size 1, the source axis of each input axis:
-/// `Some(k)` for output axis `k`, `None` for an input axis of size 1 with no counterpart.
-fn unit_axes_map(input: &[Dim], output: &[Dim]) -> Option<Vec<Option<usize>>> {
-    let one = Dim::c(1);
-    let big_in: Vec<usize> = (0..input.len()).filter(|&i| input[i] != one).collect();
-    let big_out: Vec<usize> = (0..output.len()).filter(|&i| output[i] != one).collect();
-    if big_in.len() != big_out.len() || big_in.iter().zip(&big_out).any(|(&a, &b)| input[a] != output[b]) {
-        return None;
+/// Splits the axes of a reshape into groups with equal element counts on both sides
+/// (`[B, T, H, dh] -> [B, T, H*dh]` is `[B]=[B], [T]=[T], [H, dh]=[H*dh]`), so each output
+/// group's index converts to its input group's index alone. `None` when no such grouping is
+/// found (symbolic sizes that do not line up).
+fn reshape_groups(input: &[Dim], output: &[Dim]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+    // Sizes compared with every symbol at a large value, to pick which side grows next; the
+    // groups are then checked exactly.
+    let approx = |d: &Dim| -> i64 {
+        d.terms()
+            .map(|(m, c)| c.saturating_mul(1_000i64.saturating_pow(m.len() as u32)))
+            .sum()
+    };
+    let (mut i, mut o) = (0, 0);
+    let mut groups = Vec::new();
+    while i < input.len() || o < output.len() {
+        let (i0, o0) = (i, o);
+        let (mut pi, mut po) = (Dim::c(1), Dim::c(1));
+        loop {
+            let grow_in = i < input.len() && (o >= output.len() || approx(&pi) <= approx(&po));
+            if grow_in {
+                pi = &pi * &input[i];
+                i += 1;
+            } else if o < output.len() {
+                po = &po * &output[o];
+                o += 1;
+            } else {
+                return None;
+            }
+            // Close the group once both sides agree, taking trailing size-1 axes along.
+            if pi == po && i > i0 && o > o0 {
+                while i < input.len() && input[i] == Dim::c(1) && (o >= output.len() || output[o] != Dim::c(1)) {
+                    i += 1;
+                }
+                while o < output.len() && output[o] == Dim::c(1) && (i >= input.len() || input[i] != Dim::c(1)) {
+                    o += 1;
+                }
+                break;
+            }
+        }
+        groups.push((i0..i, o0..o));
     }
-    let mut map = vec![None; input.len()];
-    for (&a, &b) in big_in.iter().zip(&big_out) {
-        map[a] = Some(b);
-    }
-    Some(map)
+    Some(groups)
 }
 
 /// The per-iteration step of an index in loop variable `j`: `Some(0 or c)` when affine with a

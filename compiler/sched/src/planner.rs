@@ -88,19 +88,9 @@ impl Planner {
             match class[&n] {
                 Class::Leaf => {}
                 Class::Free if matches!(node.op, Op::Const(_)) => {}
-                Class::Free | Class::Elementwise | Class::Movement => {
+                Class::Free | Class::Elementwise | Class::Movement | Class::Reduce => {
                     let kb = KernelBuilder::new(g, &buffers, &dtypes, name);
-                    let (k, args, dims) = kb.elementwise(kname(), v0, buffers[&v0])?;
-                    self.push_kernel(&mut plan, k, args, dims);
-                }
-                Class::Reduce => {
-                    let kb = KernelBuilder::new(g, &buffers, &dtypes, name);
-                    let x = g.operands(n)[0];
-                    let (k, args, dims) = match &node.op {
-                        Op::Reduce { op, axes, .. } => kb.reduce(kname(), *op, x, axes, buffers[&v0])?,
-                        Op::ArgReduce { op, axis, .. } => kb.arg_reduce(kname(), *op, x, *axis, buffers[&v0])?,
-                        _ => unreachable!("classified as a reduction"),
-                    };
+                    let (k, args, dims) = kb.kernel(kname(), v0, buffers[&v0])?;
                     self.push_kernel(&mut plan, k, args, dims);
                 }
                 Class::MatMul => {
