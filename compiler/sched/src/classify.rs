@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use mlc_ir::{DType, Graph, NodeId, Op, Value};
+use mlc_ir::{BinaryOp, DType, Graph, NodeId, Op, Value};
 
 /// How the scheduler treats a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +47,25 @@ pub fn classify(g: &Graph, n: NodeId) -> Class {
         Op::Loop(_) => Class::Loop,
         _ if !supported => Class::Opaque,
         Op::DimSize(_) | Op::Iota { .. } => Class::Free,
+        // Integer division, remainder and power report errors (a zero divisor, a negative
+        // exponent) that a kernel cannot: generated code only for a safe constant right side.
+        Op::Binary(BinaryOp::Div | BinaryOp::Rem | BinaryOp::Pow) if node.outputs[0].dtype.is_int() => {
+            let rhs = g.operands(n)[1];
+            let safe = match &g.node(rhs.node).op {
+                Op::Const(mlc_ir::Literal {
+                    data: mlc_ir::LiteralData::Int(v),
+                    ..
+                }) => v.iter().all(|&c| {
+                    if matches!(node.op, Op::Binary(BinaryOp::Pow)) {
+                        c >= 0
+                    } else {
+                        c != 0
+                    }
+                }),
+                _ => false,
+            };
+            if safe { Class::Elementwise } else { Class::Opaque }
+        }
         Op::Unary(_) | Op::Binary(_) | Op::Select | Op::Cast(_) => Class::Elementwise,
         Op::Reshape(_) | Op::Permute(_) | Op::Expand(_) | Op::Slice { .. } => Class::Movement,
         Op::Reduce { .. } | Op::ArgReduce { .. } => Class::Reduce,

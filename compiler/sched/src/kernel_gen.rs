@@ -276,6 +276,15 @@ impl<'a> KernelBuilder<'a> {
             Op::ArgReduce { axis, keepdim, .. } => (vec![*axis], *keepdim),
             _ => unreachable!("only reductions come here"),
         };
+        if axes.is_empty() {
+            // A reduction over no axes is its input, element for element.
+            let value = self.expr(x, idx)?;
+            let var = self.var();
+            let at = &mut self.levels[target];
+            at.stmts.push(KStmt::Let { var, dtype, value });
+            at.memo.insert(key, var);
+            return Ok(var);
+        }
         // The input index: kept axes from `idx`, reduced axes from new loop variables.
         let loop_vars: Vec<u32> = axes.iter().map(|_| self.var()).collect();
         let mut src = Vec::with_capacity(in_shape.len());
