@@ -294,13 +294,31 @@ fn unavailable_backend_is_a_user_error() {
         "run".as_ref(),
         tiny().as_os_str(),
         "--backend".as_ref(),
-        "cpu".as_ref(),
+        "cuda".as_ref(),
         "--bind".as_ref(),
         "B=1,T=1".as_ref(),
     ]);
     assert_status(&o, 1);
     let err = stderr(&o);
-    assert!(err.contains("backend `cpu` is not available"), "{err}");
+    assert!(err.contains("backend `cuda` is not available"), "{err}");
+}
+
+/// `--backend cpu` prints the same summary as the interpreter for the same seeded run.
+#[test]
+fn cpu_backend_runs_like_the_interpreter() {
+    let run = |backend: &str| {
+        let o = mlc([
+            "run".as_ref(),
+            tiny().as_os_str(),
+            "--backend".as_ref(),
+            backend.as_ref(),
+            "--bind".as_ref(),
+            "B=2,T=3".as_ref(),
+        ]);
+        assert_status(&o, 0);
+        String::from_utf8_lossy(&o.stdout).replace(&format!("via {backend}"), "via BACKEND")
+    };
+    assert_eq!(run("cpu"), run("interp"));
 }
 
 /// Bad flags and values are user errors (exit 1) with a message, never internal errors.

@@ -1,7 +1,8 @@
 //! Every example under `examples/`: it lowers, verifies after every pass, round-trips through the
 //! IR text form at every stage (print → parse → print is the identity), matches its reviewed IR
 //! snapshot at every stage and its reviewed fused plan (kernels and steps), and every entry point
-//! runs through the reference interpreter on seeded random weights and inputs.
+//! runs through the reference interpreter and the CPU backend on seeded random weights and inputs,
+//! which agree.
 
 use std::path::{Path, PathBuf};
 
@@ -92,7 +93,7 @@ fn dumps_are_deterministic() {
 }
 
 #[test]
-fn every_example_entry_runs_in_the_interpreter() {
+fn every_example_entry_runs_in_the_interpreter_and_on_the_cpu_backend_alike() {
     for dir in example_dirs() {
         let name = name_of(&dir);
         let ex = Example::load(&dir).unwrap_or_else(|e| panic!("{e}"));
@@ -113,6 +114,9 @@ fn every_example_entry_runs_in_the_interpreter() {
             ex.entry
         );
         let weights = Weights::from_tensors(&m, mlc_runtime::init_weights(&m, ex.seed)).expect("random weights bind");
+        let mut model = mlc_runtime::Model::from_module(m.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        model.set_weights(weights.clone());
+        let mut session = model.session().expect("a session");
         for f in &m.functions {
             let inputs = mlc_runtime::init_inputs_with_ranges(f, &ex.bind, &ex.ranges, ex.seed).unwrap_or_else(|e| {
                 panic!(
@@ -122,6 +126,34 @@ fn every_example_entry_runs_in_the_interpreter() {
             });
             let outputs = mlc_runtime::run(&m, &f.name, &weights, &inputs, &RunOptions::default())
                 .unwrap_or_else(|e| panic!("{name}.{} fails in the interpreter: {e}", f.name));
+            // The CPU backend agrees with the interpreter: floats to 1e-5 relative to the
+            // tensor's scale, integers and bools exactly.
+            let cpu = session
+                .run(&f.name, &inputs)
+                .unwrap_or_else(|e| panic!("{name}.{} fails on the CPU backend: {e}", f.name));
+            for ((out_name, want), (_, got)) in outputs.iter().zip(&cpu) {
+                assert_eq!(want.shape(), got.shape(), "{name}.{} output {out_name}", f.name);
+                assert_eq!(want.dtype(), got.dtype(), "{name}.{} output {out_name}", f.name);
+                if want.dtype().is_float() {
+                    let (w, g) = (want.to_f64_vec(), got.to_f64_vec());
+                    let scale = w.iter().filter(|x| x.is_finite()).fold(1.0f64, |m, x| m.max(x.abs()));
+                    for (i, (a, b)) in w.iter().zip(&g).enumerate() {
+                        let same = a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-5 * scale;
+                        assert!(
+                            same,
+                            "{name}.{} output {out_name}[{i}]: interpreter {a}, cpu {b}",
+                            f.name
+                        );
+                    }
+                } else {
+                    assert_eq!(
+                        want.to_i64_vec(),
+                        got.to_i64_vec(),
+                        "{name}.{} output {out_name}",
+                        f.name
+                    );
+                }
+            }
             assert_eq!(outputs.len(), f.graph.outputs.len(), "{name}.{}", f.name);
             for ((out_name, t), ty) in outputs.iter().zip(f.graph.output_types()) {
                 let want: Vec<usize> = ty

@@ -1,9 +1,20 @@
 //! Hand-written kernels shared by the mlc backends.
 //!
-//! For now this holds the counter-based random number generator ([`philox`]) whose stream every
-//! backend (the reference interpreter, the CPU JIT and the PTX kernels) must reproduce bit for
-//! bit.
+//! - [`philox`]: the counter-based random number generator whose stream every backend (the
+//!   reference interpreter, the CPU JIT and the PTX kernels) must reproduce bit for bit.
+//! - [`gemm`](mod@gemm): single-precision matrix multiplication with AVX-512 / AVX2+FMA / portable
+//!   micro-kernels chosen at run time, prepacked weights, fused epilogues, batched and skinny
+//!   (batch-1) shapes.
+//! - [`threadpool`]: the persistent thread pool the kernels split their work over; the number of
+//!   threads is a run-time setting.
 
+pub mod gemm;
 pub mod philox;
+pub mod threadpool;
 
+pub use gemm::{
+    Activation, BatchMatMut, BatchMatRef, Epilogue, GemmOpts, KernelVariant, MatMut, MatRef, PackedB, Residual, gemm,
+    gemm_batched, gemm_prepacked,
+};
 pub use philox::{normal_f32, philox4x32_10, uniform_f32};
+pub use threadpool::{ThreadPool, num_threads, set_num_threads};

@@ -115,6 +115,10 @@ pub enum RuntimeError {
     /// The graph is not acyclic.
     #[error("the graph has a cycle through node {0}")]
     Cycle(usize),
+    /// An execution plan is malformed (a buffer or kernel out of range, a step that writes a
+    /// read-only buffer, a loop whose body does not fit it), or could not be built or compiled.
+    #[error("plan: {message}")]
+    Plan { message: String },
     /// Weight binding failed; every problem is listed.
     #[error("{}", join_weight_errors(.0))]
     Weights(Vec<WeightError>),

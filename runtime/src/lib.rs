@@ -16,8 +16,10 @@
 //! # }
 //! ```
 
+pub mod cpu;
 pub mod error;
 pub mod interp;
+pub mod model;
 pub mod package;
 pub mod safetensors_io;
 pub mod tensor;
@@ -25,6 +27,7 @@ pub mod weights;
 
 pub use error::RuntimeError;
 pub use interp::{RunOptions, run};
+pub use model::{Model, Session};
 pub use safetensors_io::TensorFile;
 pub use tensor::{Data, Tensor};
 pub use weights::{WeightError, Weights, init_inputs, init_inputs_with_ranges, init_weights};

@@ -29,6 +29,7 @@ mod movement;
 mod reduce;
 mod source;
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -134,7 +135,7 @@ fn bind_inputs(
     inputs: &[(String, Tensor)],
     limit: usize,
 ) -> Result<(Bindings, Vec<Arc<Tensor>>), RuntimeError> {
-    let declared = graph
+    let declared: Vec<(&str, &TensorType)> = graph
         .inputs
         .iter()
         .map(|&id| {
@@ -150,6 +151,18 @@ fn bind_inputs(
             }
         })
         .collect::<Result<Vec<(&str, &TensorType)>, RuntimeError>>()?;
+    bind_declared(&declared, inputs, limit)
+}
+
+/// Checks named inputs against declared `(name, type)` pairs (every declared input given
+/// exactly once, with its dtype, rank and static dims), binds the symbolic dims from their
+/// shapes and checks compound dims. Returns the bindings and the inputs in declared order.
+/// Shared by the interpreter and the plan executors.
+pub(crate) fn bind_declared(
+    declared: &[(&str, &TensorType)],
+    inputs: &[(String, Tensor)],
+    limit: usize,
+) -> Result<(Bindings, Vec<Arc<Tensor>>), RuntimeError> {
     let expected_list = || {
         let parts: Vec<String> = declared.iter().map(|(n, t)| format!("{n}: {t}")).collect();
         parts.join(", ")
@@ -166,7 +179,7 @@ fn bind_inputs(
     let mut bindings = Bindings::new();
     let mut bound_by: HashMap<String, String> = HashMap::new();
     let mut args = Vec::with_capacity(declared.len());
-    for (name, ty) in &declared {
+    for (name, ty) in declared {
         let t = *given.get(name).ok_or_else(|| RuntimeError::MissingInput {
             name: name.to_string(),
             expected: ty.to_string(),
@@ -348,7 +361,7 @@ fn eval_graph(
                     })?,
             ],
             Op::Loop(l) => control::eval_loop(ctx, &cx, l, &operands)?,
-            op => eval_op(&cx, op, &operands)?.into_iter().map(Arc::new).collect(),
+            op => dispatch(&cx, op, &operands)?.into_iter().map(Arc::new).collect(),
         };
         check_results(&cx, &node.outputs, &results)?;
         for v in &operand_values {
@@ -380,7 +393,7 @@ fn eval_graph(
 }
 
 /// Checks each result against the node's declared type.
-fn check_results(cx: &NodeCx, declared: &[TensorType], results: &[Arc<Tensor>]) -> Result<(), RuntimeError> {
+fn check_results<T: Borrow<Tensor>>(cx: &NodeCx, declared: &[TensorType], results: &[T]) -> Result<(), RuntimeError> {
     if declared.len() != results.len() {
         return Err(cx.err(format!(
             "produced {} results, but the node declares {}",
@@ -389,6 +402,7 @@ fn check_results(cx: &NodeCx, declared: &[TensorType], results: &[Arc<Tensor>]) 
         )));
     }
     for (index, (ty, t)) in declared.iter().zip(results).enumerate() {
+        let t: &Tensor = t.borrow();
         let evaluated = eval_shape(&ty.shape, cx.bindings, &format!("`{}`{}", cx.op, cx.at))?;
         cx.check_size(t.shape())?;
         if t.dtype() != ty.dtype || t.shape() != evaluated.as_slice() {
@@ -411,8 +425,33 @@ fn arity(cx: &NodeCx, operands: &[Arc<Tensor>], n: usize) -> Result<(), RuntimeE
     Ok(())
 }
 
+/// Evaluates one Graph IR op on its operands, as the interpreter evaluates a node whose op it
+/// is, and checks each result against `out_types` (dims evaluated with `bindings`). `origin`
+/// names the op in errors. Inputs, params and loops are not plain ops and are refused; plans
+/// run loops themselves (`Step::Loop`).
+///
+/// This is how plan executors run `Step::Op` (ops without generated code).
+pub fn eval_op(
+    op: &Op,
+    origin: &Origin,
+    inputs: &[Arc<Tensor>],
+    out_types: &[TensorType],
+    bindings: &Bindings,
+    opts: &RunOptions,
+) -> Result<Vec<Tensor>, RuntimeError> {
+    let cx = NodeCx {
+        op: op.mnemonic(),
+        at: format_origin(origin),
+        bindings,
+        max_elements: opts.max_elements,
+    };
+    let results = dispatch(&cx, op, inputs)?;
+    check_results(&cx, out_types, &results)?;
+    Ok(results)
+}
+
 /// Evaluates every op but inputs, params and loops.
-fn eval_op(cx: &NodeCx, op: &Op, x: &[Arc<Tensor>]) -> Result<Vec<Tensor>, RuntimeError> {
+fn dispatch(cx: &NodeCx, op: &Op, x: &[Arc<Tensor>]) -> Result<Vec<Tensor>, RuntimeError> {
     let n = match op {
         Op::Const(_) | Op::DimSize(_) | Op::Iota { .. } => 0,
         Op::Unary(_) | Op::Cast(_) | Op::Reduce { .. } | Op::ArgReduce { .. } | Op::Reshape(_) => 1,

@@ -372,10 +372,10 @@ fn load_module(path: &Path, set: &[String], entry: Option<&str>) -> Result<Modul
 }
 
 pub fn run(a: &RunArgs) -> Result<(), CliError> {
-    if a.backend != Backend::Interp {
+    if matches!(a.backend, Backend::Cuda | Backend::Mlir) {
         let name = format!("{:?}", a.backend).to_lowercase();
         return Err(CliError::user(format!(
-            "error: backend `{name}` is not available in this build of mlc; use --backend interp"
+            "error: backend `{name}` is not available in this build of mlc; use --backend cpu or --backend interp"
         )));
     }
     let ex = if a.target.is_dir() {
@@ -418,8 +418,21 @@ pub fn run(a: &RunArgs) -> Result<(), CliError> {
             random_inputs(f, &bind, &ranges, seed)?
         }
     };
-    let outputs = mlc_runtime::run(&module, &f.name, &weights, &inputs, &RunOptions::default())?;
-    println!("{} `{}` via interp:", module.name, f.name);
+    let entry = f.name.clone();
+    let name = module.name.clone();
+    let outputs = match a.backend {
+        Backend::Cpu => {
+            let mut model = mlc_runtime::Model::from_module(module)?;
+            model.set_weights(weights);
+            let mut session = model.session()?;
+            if let Some(n) = a.threads {
+                session.set_threads(n);
+            }
+            session.run(&entry, &inputs)?
+        }
+        _ => mlc_runtime::run(&module, &entry, &weights, &inputs, &RunOptions::default())?,
+    };
+    println!("{name} `{entry}` via {}:", format!("{:?}", a.backend).to_lowercase());
     for (name, t) in &inputs {
         println!("  input  {name}: {}", t.summary());
     }

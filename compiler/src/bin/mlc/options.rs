@@ -161,4 +161,7 @@ pub struct RunArgs {
     /// Override a hyperparameter of the model: `--set hidden=256`.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<String>,
+    /// Worker threads for `--backend cpu` (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }

@@ -1,0 +1,266 @@
+//! AVX-512 micro-kernels: a 12x32 register tile (24 accumulators of 16 lanes) for the blocked
+//! path, taller-than-wide tiles over several panels for skinny `M`, dot-product kernels for a
+//! transposed `B`, and the epilogue compiled for AVX-512.
+//!
+//! Every function here has `#[target_feature(enable = "avx512f,avx2,fma")]`; they are reached
+//! only through [`ISA`], which [`KernelVariant::isa`](super::KernelVariant::isa) hands out after
+//! checking that the CPU has those features.
+
+use std::arch::x86_64::*;
+
+use super::driver::{DArgs, DotFn, Isa, KArgs, KernelFn, RowArgs};
+use super::epilogue::{self, RawEpi};
+use super::{KernelVariant, NR};
+
+const LANES: usize = 16;
+const VPP: usize = NR / LANES; // vectors per panel
+
+pub(crate) static ISA: Isa = Isa {
+    variant: KernelVariant::Avx512,
+    lanes: LANES,
+    mr: 12,
+    nv: 2,
+    kernel: kernel_for,
+    skinny_cap: 16,
+    skinny_nv,
+    dot_cap: 4,
+    dot_r,
+    dot: dot_for,
+    row: Some(row),
+    epilogue: epilogue_rows,
+};
+
+fn skinny_nv(rows: usize) -> usize {
+    match rows {
+        1 | 2 => 8,
+        3..=6 => 4,
+        7..=12 => 2,
+        _ => 1,
+    }
+}
+
+fn dot_r(rows: usize) -> usize {
+    if rows == 1 { 8 } else { 4 }
+}
+
+macro_rules! kernel_table {
+    ($($m:literal x $v:literal),* $(,)?) => {
+        fn kernel_for(rows: usize, nv: usize) -> KernelFn {
+            match (rows, nv) {
+                $(($m, $v) => kernel::<$m, $v>,)*
+                _ => panic!("no avx512 kernel for a {rows}-row, {nv}-vector tile"),
+            }
+        }
+    };
+}
+
+kernel_table!(
+    1 x 2, 2 x 2, 3 x 2, 4 x 2, 5 x 2, 6 x 2, 7 x 2, 8 x 2, 9 x 2, 10 x 2, 11 x 2, 12 x 2,
+    1 x 8, 2 x 8, 3 x 4, 4 x 4, 5 x 4, 6 x 4,
+    13 x 1, 14 x 1, 15 x 1, 16 x 1,
+);
+
+macro_rules! dot_table {
+    ($($m:literal x $r:literal),* $(,)?) => {
+        fn dot_for(rows: usize, r: usize) -> DotFn {
+            match (rows, r) {
+                $(($m, $r) => dot::<$m, $r>,)*
+                _ => panic!("no avx512 dot kernel for {rows} rows by {r} columns"),
+            }
+        }
+    };
+}
+
+dot_table!(1 x 8, 2 x 4, 3 x 4, 4 x 4, 1 x 1, 2 x 1, 3 x 1, 4 x 1);
+
+/// `C[MR, n_valid] = alpha * A_panel @ B_group + beta * C` for a tile of `NV` vectors.
+///
+/// # Safety
+///
+/// The CPU must support avx512f/avx2/fma. `p.a` holds `p.kc * MR` floats (`[kc][MR]`); for
+/// `k < p.kc` and `v < NV`, the 16 floats at `p.b + k * p.ks + (v / 2) * p.ps + (v % 2) * 16` are
+/// readable; rows `i < MR` of `p.c` (stride `p.ldc`) have `p.n_valid <= 16 * NV` writable (and,
+/// if `p.beta != 0`, initialised) floats.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn kernel<const MR: usize, const NV: usize>(p: &KArgs) {
+    // SAFETY (whole body): every load and store below is one of the accesses the caller
+    // guarantees: A at `k * MR + i`, B at the offsets above, C within `n_valid` columns of the
+    // first MR rows (tail vectors use masked loads and stores, which touch only enabled lanes).
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        // Fetch the C tile while the products are computed (it is read or overwritten at the end).
+        // (Prefetches never fault; `wrapping_add` keeps the address arithmetic defined.)
+        for i in 0..MR {
+            let crow = p.c.wrapping_add(i * p.ldc) as *const i8;
+            for line in 0..(NV * LANES).div_ceil(16) {
+                _mm_prefetch::<_MM_HINT_T0>(crow.wrapping_add(line * 64));
+            }
+        }
+        let mut a = p.a;
+        let mut b = p.b;
+        for _ in 0..p.kc {
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(b.add((v / VPP) * p.ps + (v % VPP) * LANES));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(i));
+                for (r, x) in row.iter_mut().zip(bv.iter()) {
+                    *r = _mm512_fmadd_ps(av, *x, *r);
+                }
+            }
+            a = a.add(MR);
+            b = b.add(p.ks);
+        }
+        let alpha = _mm512_set1_ps(p.alpha);
+        let beta = _mm512_set1_ps(p.beta);
+        for (i, row) in acc.iter().enumerate() {
+            let crow = p.c.add(i * p.ldc);
+            for (v, r) in row.iter().enumerate() {
+                let col = v * LANES;
+                if col >= p.n_valid {
+                    break;
+                }
+                let cp = crow.add(col);
+                let rem = p.n_valid - col;
+                let x = _mm512_mul_ps(*r, alpha);
+                if rem >= LANES {
+                    let x = if p.beta == 0.0 {
+                        x
+                    } else {
+                        _mm512_fmadd_ps(_mm512_loadu_ps(cp), beta, x)
+                    };
+                    _mm512_storeu_ps(cp, x);
+                } else {
+                    let mask = ((1u32 << rem) - 1) as __mmask16;
+                    let x = if p.beta == 0.0 {
+                        x
+                    } else {
+                        _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, cp), beta, x)
+                    };
+                    _mm512_mask_storeu_ps(cp, mask, x);
+                }
+            }
+        }
+    }
+}
+
+/// `C[i, r] = alpha * dot(A row i, W row r) + beta * C[i, r]` for `i < MR`, `r < R`.
+///
+/// # Safety
+///
+/// The CPU must support avx512f/avx2/fma. Rows `i < MR` of `p.a` (stride `p.lda`) and rows
+/// `r < R` of `p.w` (stride `p.ldw`) have `p.k` readable floats; `p.c` has `MR` rows (stride
+/// `p.ldc`) of `R` writable (initialised if `p.beta != 0`) floats.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn dot<const MR: usize, const R: usize>(p: &DArgs) {
+    // SAFETY (whole body): loads stay within the first `p.k` floats of each row (the tail uses a
+    // masked load that touches only the enabled lanes); stores are the MR x R outputs.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); R]; MR];
+        let mut kk = 0;
+        while kk + LANES <= p.k {
+            let mut wv = [_mm512_setzero_ps(); R];
+            for (r, x) in wv.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(p.w.add(r * p.ldw + kk));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_loadu_ps(p.a.add(i * p.lda + kk));
+                for (s, x) in row.iter_mut().zip(wv.iter()) {
+                    *s = _mm512_fmadd_ps(av, *x, *s);
+                }
+            }
+            kk += LANES;
+        }
+        if kk < p.k {
+            let mask = ((1u32 << (p.k - kk)) - 1) as __mmask16;
+            let mut wv = [_mm512_setzero_ps(); R];
+            for (r, x) in wv.iter_mut().enumerate() {
+                *x = _mm512_maskz_loadu_ps(mask, p.w.add(r * p.ldw + kk));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_maskz_loadu_ps(mask, p.a.add(i * p.lda + kk));
+                for (s, x) in row.iter_mut().zip(wv.iter()) {
+                    *s = _mm512_fmadd_ps(av, *x, *s);
+                }
+            }
+        }
+        for (i, row) in acc.iter().enumerate() {
+            for (r, s) in row.iter().enumerate() {
+                let cp = p.c.add(i * p.ldc + r);
+                let x = _mm512_reduce_add_ps(*s) * p.alpha;
+                *cp = if p.beta == 0.0 { x } else { x + p.beta * *cp };
+            }
+        }
+    }
+}
+
+/// One output row over `kc` rows of a row-major `B`, all `n` columns: `B` is read as `kc`
+/// sequential streams, 128 columns (8 accumulators) at a time.
+///
+/// # Safety
+///
+/// The CPU must support avx512f/avx2/fma. `p.a` holds `p.kc` floats; rows `r < p.kc` of `p.b`
+/// (stride `p.ldb`) have `p.n` readable floats; `p.c` has `p.n` writable (initialised if
+/// `p.beta != 0`) floats.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn row(p: &RowArgs) {
+    const W: usize = 8 * LANES;
+    // SAFETY (whole body): B reads are `r * ldb + j + 16 v` with `j + 16 v + 16 <= n` (full
+    // blocks) or masked to `j < n`; C accesses are the same columns of the output row.
+    unsafe {
+        let alpha = _mm512_set1_ps(p.alpha);
+        let beta = _mm512_set1_ps(p.beta);
+        let mut j = 0;
+        while j + W <= p.n {
+            let mut acc = [_mm512_setzero_ps(); 8];
+            for r in 0..p.kc {
+                let av = _mm512_set1_ps(*p.a.add(r));
+                let bp = p.b.add(r * p.ldb + j);
+                for (v, x) in acc.iter_mut().enumerate() {
+                    *x = _mm512_fmadd_ps(av, _mm512_loadu_ps(bp.add(v * LANES)), *x);
+                }
+            }
+            for (v, x) in acc.iter().enumerate() {
+                let cp = p.c.add(j + v * LANES);
+                let y = _mm512_mul_ps(*x, alpha);
+                let y = if p.beta == 0.0 {
+                    y
+                } else {
+                    _mm512_fmadd_ps(_mm512_loadu_ps(cp), beta, y)
+                };
+                _mm512_storeu_ps(cp, y);
+            }
+            j += W;
+        }
+        while j < p.n {
+            let lanes = LANES.min(p.n - j);
+            let mask = ((1u32 << lanes) - 1) as __mmask16;
+            let mut acc = _mm512_setzero_ps();
+            for r in 0..p.kc {
+                let bv = _mm512_maskz_loadu_ps(mask, p.b.add(r * p.ldb + j));
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(*p.a.add(r)), bv, acc);
+            }
+            let cp = p.c.add(j);
+            let y = _mm512_mul_ps(acc, alpha);
+            let y = if p.beta == 0.0 {
+                y
+            } else {
+                _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, cp), beta, y)
+            };
+            _mm512_mask_storeu_ps(cp, mask, y);
+            j += lanes;
+        }
+    }
+}
+
+/// The epilogue, vectorised with AVX-512.
+///
+/// # Safety
+///
+/// The CPU must support avx512f/avx2/fma; otherwise as [`epilogue::apply_rows`].
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn epilogue_rows(e: &RawEpi, c: *mut f32, ldc: usize, row0: usize, rows: usize, col0: usize, len: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { epilogue::apply_rows(e, c, ldc, row0, rows, col0, len) }
+}

@@ -1,0 +1,111 @@
+//! `Step::Kernel`: generated kernels, compiled by the Cranelift JIT ([`super::jit`]) and run
+//! over their parallel range, split across threads when there is enough work.
+
+use mlc_ir::{Access, BufId, Dim, KStmt, KernelFn};
+
+use super::buffers::BufferTable;
+use super::exec::Exec;
+use super::jit::JitModule;
+use super::parallel::{SendPtr, chunk_count, parallel_for};
+use crate::error::RuntimeError;
+
+/// Statement executions per chunk below which a kernel's range is not split further.
+const MIN_WORK: u64 = 1 << 14;
+
+/// The compiled kernels of a plan, callable from any thread.
+pub struct CompiledKernels {
+    jit: Option<JitModule>,
+}
+
+impl CompiledKernels {
+    /// Compiles every kernel of a plan (nothing to do when there are none).
+    pub fn compile(kernels: &[KernelFn]) -> Result<CompiledKernels, RuntimeError> {
+        if kernels.is_empty() {
+            return Ok(CompiledKernels { jit: None });
+        }
+        let jit = JitModule::compile(kernels).map_err(|e| RuntimeError::Plan {
+            message: format!("compiling the kernels: {e}"),
+        })?;
+        Ok(CompiledKernels { jit: Some(jit) })
+    }
+
+    /// Runs kernel `i` for parallel indices `lo..hi`.
+    ///
+    /// # Safety
+    /// `bufs` holds the base addresses of buffers of the kernel's dtypes, large enough for
+    /// every element the kernel touches with these `dims`; buffers written are not read or
+    /// written by anything else meanwhile, except by other chunks of the same call writing
+    /// other elements.
+    unsafe fn call(&self, i: u32, bufs: &[*mut u8], dims: &[i64], lo: i64, hi: i64) {
+        if let Some(jit) = &self.jit {
+            // SAFETY: the caller's contract is the JIT's.
+            unsafe { jit.call(i as usize, bufs, dims, lo, hi) }
+        }
+    }
+}
+
+/// An estimate of the statements one parallel index executes (loops multiply their bodies).
+fn body_work(stmts: &[KStmt], dim: &impl Fn(u32) -> i64) -> u64 {
+    stmts
+        .iter()
+        .map(|s| match s {
+            KStmt::Loop { extent, body, .. } => {
+                let n = extent.eval(&|_| 0, dim).max(0) as u64;
+                n.saturating_mul(body_work(body, dim))
+            }
+            _ => 1,
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+impl Exec<'_> {
+    /// Runs one `Step::Kernel`.
+    pub(super) fn kernel(
+        &self,
+        table: &mut BufferTable,
+        kernel: u32,
+        bufs: &[BufId],
+        dims: &[Dim],
+    ) -> Result<(), RuntimeError> {
+        let k = &self.kernel_fns()[kernel as usize];
+        let dim_vals = dims
+            .iter()
+            .map(|d| {
+                d.eval(self.bindings).map_err(|symbol| RuntimeError::UnboundDim {
+                    symbol,
+                    context: format!("kernel `{}`", k.name),
+                })
+            })
+            .collect::<Result<Vec<i64>, _>>()?;
+        // Written buffers first: making one writable may replace its storage, which would
+        // invalidate an address taken before.
+        let mut ptrs = vec![std::ptr::null_mut(); bufs.len()];
+        for (j, (&b, kb)) in bufs.iter().zip(&k.bufs).enumerate() {
+            if kb.access == Access::Write {
+                ptrs[j] = table.write_ptr(b);
+            }
+        }
+        for (j, (&b, kb)) in bufs.iter().zip(&k.bufs).enumerate() {
+            if kb.access == Access::Read {
+                ptrs[j] = table.read_ptr(b)?;
+            }
+        }
+        let dim = |d: u32| dim_vals.get(d as usize).copied().unwrap_or(0);
+        let extent = k.parallel.1.eval(&|_| 0, &dim);
+        if extent <= 0 {
+            return Ok(());
+        }
+        let chunks = chunk_count(self.threads, extent, body_work(&k.body, &dim), MIN_WORK);
+        let ptrs: Vec<SendPtr<u8>> = ptrs.into_iter().map(SendPtr).collect();
+        let kernels = self.kernels();
+        parallel_for(self.pool, chunks, extent, &|lo, hi| {
+            let bufs: Vec<*mut u8> = ptrs.iter().map(|p| p.0).collect();
+            // SAFETY: every buffer holds its declared type evaluated with the run's bindings
+            // (the table's invariant), which is what the kernel was generated for; written
+            // buffers are owned by this table alone, and chunks write disjoint elements
+            // (parallel iterations are independent).
+            unsafe { kernels.call(kernel, &bufs, &dim_vals, lo, hi) }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! `Step::MatMul`: batched matrix products with broadcast batch axes and optionally
+//! transposed right operands.
+//!
+//! `f32` products run on the SGEMM of `mlc-kernels` (over the session's thread pool, batch axes
+//! as strides, 0 where an operand broadcasts, a transposed `B` read in place). Other dtypes go
+//! through the reference implementation.
+
+use std::sync::Arc;
+
+use mlc_ir::{BufId, DType, Dim, Op, Origin, TensorType};
+use mlc_kernels::{BatchMatMut, BatchMatRef, GemmOpts, gemm_batched};
+
+use super::buffers::BufferTable;
+use super::exec::Exec;
+use super::storage::Storage;
+use crate::error::RuntimeError;
+use crate::interp::{eval_op, format_origin};
+
+/// The batch, `m`, `k`, `n` of `a @ b` (`b` read as `[..., N, K]` when transposed), and the
+/// broadcast batch shape; `Err` says why the shapes do not multiply.
+pub struct Dims {
+    pub batch: Vec<usize>,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+}
+
+pub fn product_dims(a: &[usize], b: &[usize], b_transposed: bool) -> Result<Dims, String> {
+    let (ra, rb) = (a.len(), b.len());
+    if ra < 2 || rb < 2 {
+        return Err("needs operands of rank >= 2".into());
+    }
+    let (m, k) = (a[ra - 2], a[ra - 1]);
+    let (k2, n) = if b_transposed {
+        (b[rb - 1], b[rb - 2])
+    } else {
+        (b[rb - 2], b[rb - 1])
+    };
+    if k != k2 {
+        return Err("inner dimensions differ".into());
+    }
+    let (ba, bb) = (&a[..ra - 2], &b[..rb - 2]);
+    let rank = ba.len().max(bb.len());
+    let mut batch = Vec::with_capacity(rank);
+    for i in 0..rank {
+        let da = (i + ba.len()).checked_sub(rank).map_or(1, |j| ba[j]);
+        let db = (i + bb.len()).checked_sub(rank).map_or(1, |j| bb[j]);
+        batch.push(match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return Err("batch axes do not broadcast".into()),
+        });
+    }
+    Ok(Dims { batch, m, k, n })
+}
+
+/// Element strides of an operand's batch axes `shape` (right-aligned) over the broadcast
+/// `batch`, for matrices of `mat` elements: 0 where the operand broadcasts.
+fn batch_strides(shape: &[usize], batch: &[usize], mat: usize) -> Vec<usize> {
+    let off = batch.len() - shape.len();
+    let mut strides = vec![0; batch.len()];
+    let mut stride = mat;
+    for ax in (off..batch.len()).rev() {
+        let d = shape[ax - off];
+        strides[ax] = if d == 1 { 0 } else { stride };
+        stride *= d;
+    }
+    strides
+}
+
+impl Exec<'_> {
+    /// Runs one `Step::MatMul`.
+    pub(super) fn matmul(
+        &self,
+        table: &mut BufferTable,
+        (a, b, out): (BufId, BufId, BufId),
+        b_transposed: bool,
+        origin: &Origin,
+    ) -> Result<(), RuntimeError> {
+        let at = format_origin(origin);
+        let (sa, sb) = (table.get(a)?.clone(), table.get(b)?.clone());
+        let ((da, shape_a), (db, shape_b)) = match (sa.type_of(), sb.type_of()) {
+            (Some(x), Some(y)) => (x, y),
+            _ => unreachable!("`get` refuses empty slots"),
+        };
+        let bad = |why: String| RuntimeError::Op {
+            op: "matmul",
+            at: at.clone(),
+            message: format!(
+                "{why}: {da}{shape_a:?} @ {db}{shape_b:?}{}",
+                if b_transposed { "ᵀ" } else { "" }
+            ),
+        };
+        if da != DType::F32 || db != DType::F32 {
+            return self.matmul_reference(table, (a, b, out), (sa, sb), b_transposed, origin);
+        }
+        let d = product_dims(shape_a, shape_b, b_transposed).map_err(bad)?;
+        let mut shape = d.batch.clone();
+        shape.extend([d.m, d.n]);
+        if shape != table.shape(out) {
+            return Err(RuntimeError::ResultType {
+                op: "matmul",
+                at,
+                index: 0,
+                expected: table.declared(out),
+                found: format!("f32{shape:?}"),
+            });
+        }
+        let (Some(xa), Some(xb)) = (sa.as_f32(), sb.as_f32()) else {
+            unreachable!("both operands hold f32");
+        };
+        let (m, k, n) = (d.m, d.k, d.n);
+        let sa_batch = batch_strides(&shape_a[..shape_a.len() - 2], &d.batch, m * k);
+        let sb_batch = batch_strides(&shape_b[..shape_b.len() - 2], &d.batch, k * n);
+        let sc_batch = batch_strides(&d.batch, &d.batch, m * n);
+        let raw = table.raw_mut(out);
+        let Some(o) = raw.as_f32_mut() else {
+            unreachable!("the output buffer has the result's dtype, f32");
+        };
+        if o.is_empty() || k == 0 {
+            // Nothing to compute, or a sum over nothing: the zeroed buffer is the result.
+            o.fill(0.0);
+            return Ok(());
+        }
+        let a = BatchMatRef::contiguous(xa, m, k, &sa_batch);
+        let b = if b_transposed {
+            // `b` holds `[..., N, K]`: element (p, j) of the `[K, N]` operand is at `j * K + p`.
+            BatchMatRef {
+                data: xb,
+                rows: k,
+                cols: n,
+                row_stride: 1,
+                col_stride: k,
+                batch_strides: &sb_batch,
+            }
+        } else {
+            BatchMatRef::contiguous(xb, k, n, &sb_batch)
+        };
+        let c = BatchMatMut {
+            data: o,
+            rows: m,
+            cols: n,
+            ld: n,
+            batch_strides: &sc_batch,
+        };
+        gemm_batched(self.pool, &d.batch, a, b, c, &GemmOpts::default());
+        Ok(())
+    }
+
+    /// A product of non-`f32` operands, through the reference implementation.
+    fn matmul_reference(
+        &self,
+        table: &mut BufferTable,
+        (_, _, out): (BufId, BufId, BufId),
+        (sa, sb): (Storage, Storage),
+        b_transposed: bool,
+        origin: &Origin,
+    ) -> Result<(), RuntimeError> {
+        let (Some(ta), Some(mut tb)) = (sa.to_tensor(), sb.to_tensor()) else {
+            unreachable!("`get` refuses empty slots");
+        };
+        if b_transposed {
+            let r = tb.rank();
+            if r < 2 {
+                return Err(RuntimeError::Op {
+                    op: "matmul",
+                    at: format_origin(origin),
+                    message: format!("needs operands of rank >= 2, got {}", tb.type_string()),
+                });
+            }
+            let mut perm: Vec<usize> = (0..r).collect();
+            perm.swap(r - 2, r - 1);
+            let mut shape: Vec<Dim> = tb.shape().iter().map(|&d| Dim::c(d as i64)).collect();
+            shape.swap(r - 2, r - 1);
+            let ty = TensorType::new(tb.dtype(), shape);
+            let t = eval_op(&Op::Permute(perm), origin, &[tb], &[ty], self.bindings, self.opts)?;
+            tb = Arc::new(
+                t.into_iter()
+                    .next()
+                    .unwrap_or_else(|| unreachable!("permute has one result")),
+            );
+        }
+        let out_ty = table.ty(out).clone();
+        let r = eval_op(&Op::MatMul, origin, &[ta, tb], &[out_ty], self.bindings, self.opts)?;
+        for t in r {
+            table
+                .set(out, Storage::Host(Arc::new(t)))
+                .map_err(|found| self.result_err("matmul", origin, table, out, found))?;
+        }
+        Ok(())
+    }
+}

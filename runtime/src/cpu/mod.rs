@@ -1,0 +1,37 @@
+//! The CPU backend: kernels compiled by the Cranelift JIT ([`jit`]) and the executor of
+//! execution plans ([`Program`]).
+//!
+//! A [`Program`] is a checked [`mlc_ir::ModulePlan`] with its kernels compiled and its
+//! constants built; it is immutable, so any number of runs share it. A run binds the entry's
+//! inputs (as the interpreter does: [`crate::interp`]'s checks), evaluates every buffer's shape
+//! with the bindings, then steps through the plan over a table of buffers:
+//!
+//! - `Step::Kernel` evaluates the kernel's dims, passes the buffers' base addresses and calls
+//!   the compiled kernel over `0..extent` of its parallel index, split into ranges over the
+//!   session's thread pool when there is enough work;
+//! - `Step::MatMul` runs `mlc_kernels::gemm_batched` for `f32` (broadcast batch axes as zero
+//!   strides, a transposed `B` read in place), the reference product for other dtypes;
+//! - `Step::Op` runs one Graph IR op through [`crate::interp::eval_op`];
+//! - `Step::Loop` runs its body plan once per iteration (the semantics of `mlc_ir::LoopOp`).
+//!
+//! Buffers hold shared host tensors (inputs, weights, constants, results of `Op` steps) or
+//! raw 64-byte aligned allocations (written by kernels and products), one per buffer, dropped
+//! after their last use; an arena laid out by `mlc_sched::memory` replaces those allocations.
+//! Every buffer always holds exactly its declared dtype and evaluated shape, which is what
+//! makes handing raw addresses to kernels sound.
+//!
+//! One difference from the interpreter remains: an integer division or remainder by zero
+//! inside a generated kernel gives 0 instead of [`crate::RuntimeError::DivisionByZero`].
+
+pub mod jit;
+
+mod buffers;
+mod control;
+mod exec;
+mod kernels;
+mod matmul;
+mod parallel;
+mod prepare;
+mod storage;
+
+pub use exec::{Program, default_threads};
