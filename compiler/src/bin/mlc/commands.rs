@@ -207,7 +207,7 @@ pub fn init_weights(a: &InitWeightsArgs) -> Result<(), CliError> {
 }
 
 /// The entry to run: the one asked for, else the only one, else `forward`.
-fn pick_entry<'m>(module: &'m Module, asked: Option<&str>) -> Result<&'m mlc_ir::Function, CliError> {
+pub fn pick_entry<'m>(module: &'m Module, asked: Option<&str>) -> Result<&'m mlc_ir::Function, CliError> {
     let names = || {
         module
             .functions
@@ -244,7 +244,7 @@ pub fn init_inputs(a: &InitInputsArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn random_inputs(
+pub fn random_inputs(
     f: &mlc_ir::Function,
     bind: &Bindings,
     ranges: &HashMap<String, i64>,
@@ -355,7 +355,7 @@ fn stats_of(
 }
 
 /// Loads a module from a `.dsl` file (compiled and optimised) or a package.
-fn load_module(path: &Path, set: &[String], entry: Option<&str>) -> Result<Module, CliError> {
+pub fn load_module(path: &Path, set: &[String], entry: Option<&str>) -> Result<Module, CliError> {
     if path.extension().is_some_and(|e| e == "dsl") {
         let c = compile_file(path, &lower_options(set, entry)?)?;
         let mut module = c.module;

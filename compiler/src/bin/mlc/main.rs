@@ -3,6 +3,7 @@
 //! Exit status: 0 on success, 1 for an error in the user's input (program, weights, inputs,
 //! files, flags), 2 for an internal error (a bug in mlc, panics included).
 
+mod bench;
 mod commands;
 mod options;
 
@@ -87,5 +88,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::InitInputs(a) => commands::init_inputs(&a),
         Command::Build(a) => commands::build(&a),
         Command::Run(a) => commands::run(&a),
+        Command::Bench(a) => bench::bench(&a),
     }
 }

@@ -28,6 +28,8 @@ pub enum Command {
     Build(BuildArgs),
     /// Run an entry point of a model, a package, or an example folder.
     Run(RunArgs),
+    /// Time an entry point: one JSON line with latency, throughput, compile time, arena size.
+    Bench(BenchArgs),
 }
 
 /// Flags shared by every command that compiles a `.dsl` file.
@@ -164,4 +166,30 @@ pub struct RunArgs {
     /// Worker threads for `--backend cpu` (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// A `.dsl` file, a `.mlcpkg` package, or an example folder with `example.toml`.
+    pub target: PathBuf,
+    #[arg(long)]
+    pub entry: Option<String>,
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
+    /// Sizes of the symbolic dims: `--bind B=1,T=128` (an example folder supplies defaults).
+    #[arg(long, value_name = "DIM=SIZE,...")]
+    pub bind: Vec<String>,
+    /// Integer inputs are drawn from `[0, HI)`: `--range tokens=256`.
+    #[arg(long = "range", value_name = "INPUT=HI")]
+    pub ranges: Vec<String>,
+    /// Timed runs (after one warm-up run).
+    #[arg(long, default_value_t = 20)]
+    pub iters: usize,
+    /// Worker threads for `--backend cpu` (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
