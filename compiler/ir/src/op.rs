@@ -83,14 +83,28 @@ pub struct Literal {
     pub data: LiteralData,
 }
 
-/// The elements of a [`Literal`], row-major.
-#[derive(Clone, Debug, PartialEq)]
+/// The elements of a [`Literal`], row-major. Equality is bitwise for floats, so a literal with
+/// a NaN equals itself (and `0.0` differs from `-0.0`): it compares programs, not numbers.
+#[derive(Clone, Debug)]
 pub enum LiteralData {
     /// Float dtypes; values are exactly representable in the literal's dtype.
     Float(Vec<f64>),
     /// Integer dtypes.
     Int(Vec<i64>),
     Bool(Vec<bool>),
+}
+
+impl PartialEq for LiteralData {
+    fn eq(&self, other: &LiteralData) -> bool {
+        match (self, other) {
+            (LiteralData::Float(a), LiteralData::Float(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+            }
+            (LiteralData::Int(a), LiteralData::Int(b)) => a == b,
+            (LiteralData::Bool(a), LiteralData::Bool(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl Literal {

@@ -277,8 +277,14 @@ impl<'a> KernelBuilder<'a> {
             _ => unreachable!("only reductions come here"),
         };
         if axes.is_empty() {
-            // A reduction over no axes is its input, element for element.
-            let value = self.expr(x, idx)?;
+            // A reduction over no axes combines each element with the identity alone, which
+            // is not always the element: `max` ignores NaN, so max(-inf, NaN) = -inf.
+            let mut value = self.expr(x, idx)?;
+            if let Op::Reduce { op, .. } = &node.op {
+                let (init, combine) =
+                    reduce_parts(*op, dtype).ok_or_else(|| self.err(format!("no kernel for {op:?} over {dtype}")))?;
+                value = VExpr::Binary(combine, Box::new(VExpr::Const(init)), Box::new(value));
+            }
             let var = self.var();
             let at = &mut self.levels[target];
             at.stmts.push(KStmt::Let { var, dtype, value });

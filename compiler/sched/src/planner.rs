@@ -70,8 +70,13 @@ impl Planner {
         }
         let dtypes: Vec<DType> = plan.bufs.iter().map(|b| b.ty.dtype).collect();
 
-        // One step per computed buffer.
+        // One step per computed buffer that an output depends on: dead code never runs, as in
+        // the interpreter (it could fail).
+        let live = live_nodes(g);
         for &n in &order {
+            if !live.contains(&n) {
+                continue;
+            }
             let node = g.node(n);
             let v0 = Value::of(n);
             if !buffers.contains_key(&v0) {
@@ -189,4 +194,16 @@ fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect()
+}
+
+/// The nodes the outputs depend on.
+fn live_nodes(g: &Graph) -> std::collections::HashSet<NodeId> {
+    let mut live = std::collections::HashSet::new();
+    let mut stack: Vec<NodeId> = g.outputs.iter().map(|(_, v)| v.node).collect();
+    while let Some(n) = stack.pop() {
+        if live.insert(n) {
+            stack.extend(g.operands(n).iter().map(|v| v.node));
+        }
+    }
+    live
 }
