@@ -347,3 +347,32 @@ fn bad_flag_values_are_user_errors() {
         assert!(!err.contains("internal error"), "`mlc {}`:\n{err}", args.join(" "));
     }
 }
+
+/// `--check-numerics` names the first op that produces a NaN, with its source location.
+#[test]
+fn check_numerics_names_the_first_nan() {
+    let dir = std::env::temp_dir().join(format!("mlc-cli-numerics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("nan.dsl");
+    std::fs::write(
+        &file,
+        "model M {\n  entry f(x: f32[B]) {\n    let z = log(x * 0.0 - 1.0)\n    return z + 1.0\n  }\n}\n",
+    )
+    .expect("write model");
+    let o = mlc([
+        "run".as_ref(),
+        file.as_os_str(),
+        "--bind".as_ref(),
+        "B=3".as_ref(),
+        "--check-numerics".as_ref(),
+    ]);
+    assert_status(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains("`log`") && err.contains("nan.dsl:3:13") && err.contains("NaN"),
+        "{err}"
+    );
+    // Without the flag the run succeeds and the NaN reaches the output.
+    let o = mlc(["run".as_ref(), file.as_os_str(), "--bind".as_ref(), "B=3".as_ref()]);
+    assert_status(&o, 0);
+}

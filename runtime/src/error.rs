@@ -19,6 +19,15 @@ pub enum RuntimeError {
     #[error("{path}: {message}")]
     Package { path: String, message: String },
 
+    #[error("`{op}`{at}: result {result} has {value} at element {index} (the first non-finite value of the run)")]
+    NonFinite {
+        op: &'static str,
+        at: String,
+        value: String,
+        result: usize,
+        index: usize,
+    },
+
     #[error("{path}: not a valid safetensors file: {message}")]
     BadFile { path: String, message: String },
     /// A tensor in a file has a dtype mlc does not handle.

@@ -48,11 +48,17 @@ pub struct RunOptions {
     /// whose evaluated shapes exceed it fails with [`RuntimeError::TooLarge`] instead of
     /// exhausting memory.
     pub max_elements: usize,
+    /// Stop at the first node whose result holds a NaN or an infinity, with an error that
+    /// names the op and its source location ([`RuntimeError::NonFinite`]).
+    pub check_numerics: bool,
 }
 
 impl Default for RunOptions {
     fn default() -> RunOptions {
-        RunOptions { max_elements: 1 << 30 }
+        RunOptions {
+            max_elements: 1 << 30,
+            check_numerics: false,
+        }
     }
 }
 
@@ -364,6 +370,9 @@ fn eval_graph(
             op => dispatch(&cx, op, &operands)?.into_iter().map(Arc::new).collect(),
         };
         check_results(&cx, &node.outputs, &results)?;
+        if ctx.opts.check_numerics {
+            check_finite(&cx, &results)?;
+        }
         for v in &operand_values {
             if let Some(n) = uses.get_mut(&v.node) {
                 *n -= 1;
@@ -390,6 +399,25 @@ fn eval_graph(
                 })
         })
         .collect()
+}
+
+/// Fails on the first NaN or infinity among a node's float results.
+fn check_finite(cx: &NodeCx, results: &[Arc<Tensor>]) -> Result<(), RuntimeError> {
+    for (r, t) in results.iter().enumerate() {
+        if !t.dtype().is_float() {
+            continue;
+        }
+        if let Some((i, x)) = t.to_f64_vec().into_iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(RuntimeError::NonFinite {
+                op: cx.op,
+                at: cx.at.clone(),
+                value: if x.is_nan() { "NaN".into() } else { format!("{x}") },
+                result: r,
+                index: i,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks each result against the node's declared type.

@@ -420,7 +420,15 @@ pub fn run(a: &RunArgs) -> Result<(), CliError> {
     };
     let entry = f.name.clone();
     let name = module.name.clone();
-    let outputs = match a.backend {
+    let backend = if a.check_numerics { Backend::Interp } else { a.backend };
+    if a.check_numerics && a.backend != Backend::Interp {
+        eprintln!("note: --check-numerics runs the interpreter, which checks every intermediate value");
+    }
+    let opts = RunOptions {
+        check_numerics: a.check_numerics,
+        ..RunOptions::default()
+    };
+    let outputs = match backend {
         Backend::Cpu => {
             let mut model = mlc_runtime::Model::from_module(module)?;
             model.set_weights(weights);
@@ -430,9 +438,9 @@ pub fn run(a: &RunArgs) -> Result<(), CliError> {
             }
             session.run(&entry, &inputs)?
         }
-        _ => mlc_runtime::run(&module, &entry, &weights, &inputs, &RunOptions::default())?,
+        _ => mlc_runtime::run(&module, &entry, &weights, &inputs, &opts)?,
     };
-    println!("{name} `{entry}` via {}:", format!("{:?}", a.backend).to_lowercase());
+    println!("{name} `{entry}` via {}:", format!("{:?}", backend).to_lowercase());
     for (name, t) in &inputs {
         println!("  input  {name}: {}", t.summary());
     }

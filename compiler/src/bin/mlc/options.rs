@@ -166,6 +166,10 @@ pub struct RunArgs {
     /// Worker threads for `--backend cpu` (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Stop at the first op that produces a NaN or an infinity and name it (runs the
+    /// interpreter, which checks every intermediate value).
+    #[arg(long)]
+    pub check_numerics: bool,
 }
 
 #[derive(Args, Debug)]
