@@ -5,9 +5,12 @@
 //! - [`gemm`](mod@gemm): single-precision matrix multiplication with AVX-512 / AVX2+FMA / portable
 //!   micro-kernels chosen at run time, prepacked weights, fused epilogues, batched and skinny
 //!   (batch-1) shapes.
+//! - [`attention`]: blocked online-softmax attention (AVX2+FMA or portable) with every mask of
+//!   `std.attention`, grouped-query heads and strided views; the score matrix is never built.
 //! - [`threadpool`]: the persistent thread pool the kernels split their work over; the number of
 //!   threads is a run-time setting.
 
+pub mod attention;
 pub mod gemm;
 pub mod philox;
 pub mod threadpool;
