@@ -11,8 +11,16 @@
 //! - With one thread (or a pool that is already running a job, such as a kernel called from inside
 //!   another job, or two sessions sharing the pool) the job runs on the caller alone with
 //!   `count == 1`: no deadlock and no waiting for the pool.
-//! - Idle workers spin for a short while (about [`SPIN_TIME`]) so that back-to-back kernel calls
-//!   start quickly, then sleep on a condvar: nothing spins forever.
+//! - Idle workers block on a condvar at once; they never spin. (They used to spin for
+//!   [`SPIN_TIME`] after every job so that back-to-back jobs started quickly; on a machine with
+//!   as many threads as cores that spinning took the core the caller needed for the work
+//!   between jobs, and runs with 2 threads were several times slower than with 1.) Publishing a
+//!   job wakes the sleepers, which costs the caller one futex wake per job, so callers should
+//!   only split work that takes well over the few tens of microseconds a wake-up takes; a job
+//!   whose parts run out before a worker turns up runs on the caller alone, and the late
+//!   worker finds it closed and goes back to sleep.
+//! - The caller, once no part is left, spins for at most [`SPIN_TIME`] waiting for the workers
+//!   still inside the job (they are running a part, so this is short), then sleeps.
 //! - The number of threads is a run-time setting ([`ThreadPool::set_num_threads`],
 //!   [`set_num_threads`] for the process-wide pool that [`ThreadPool::global`] returns).
 //! - A panic in a worker is caught and re-raised on the caller once every participant has
@@ -25,8 +33,9 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long an idle worker (or a caller waiting for its workers) spins before it sleeps.
-pub const SPIN_TIME: Duration = Duration::from_micros(200);
+/// How long a caller waiting for the workers still running parts of its job spins before it
+/// sleeps. (Idle workers do not spin.)
+pub const SPIN_TIME: Duration = Duration::from_micros(100);
 
 /// The job type: `(part index, part count)`.
 type Job<'a> = dyn Fn(usize, usize) + Sync + 'a;
@@ -277,25 +286,17 @@ fn worker_loop(shared: &Shared, index: usize, mut seen: u64) {
     loop {
         let mut word = shared.word.load(Ordering::Acquire);
         if word >> COUNT_BITS == seen {
-            let start = Instant::now();
-            let mut spins = 0u32;
-            while word >> COUNT_BITS == seen && !shared.shutdown.load(Ordering::Relaxed) {
-                std::hint::spin_loop();
-                spins += 1;
-                if spins.is_multiple_of(64) && start.elapsed() > SPIN_TIME {
-                    let mut sleepers = shared.sleepers.lock().unwrap_or_else(|e| e.into_inner());
-                    loop {
-                        word = shared.word.load(Ordering::Acquire);
-                        if word >> COUNT_BITS != seen || shared.shutdown.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        *sleepers += 1;
-                        sleepers = shared.wake.wait(sleepers).unwrap_or_else(|e| e.into_inner());
-                        *sleepers -= 1;
-                    }
+            // Idle: sleep until the next job is published. `run` stores the word under
+            // `sleepers` and then notifies, so checking it under the lock loses no wake-up.
+            let mut sleepers = shared.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                word = shared.word.load(Ordering::Acquire);
+                if word >> COUNT_BITS != seen || shared.shutdown.load(Ordering::Relaxed) {
                     break;
                 }
-                word = shared.word.load(Ordering::Acquire);
+                *sleepers += 1;
+                sleepers = shared.wake.wait(sleepers).unwrap_or_else(|e| e.into_inner());
+                *sleepers -= 1;
             }
         }
         if shared.shutdown.load(Ordering::Acquire) {

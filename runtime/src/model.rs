@@ -3,8 +3,8 @@
 //!
 //! A model is immutable while shared: it is `Send + Sync`, cheap to clone (reference counted),
 //! and any number of sessions, on any threads, run it at once. A session holds the per-run
-//! state (the settings now, its buffers once a memory planner places them in one arena) and is
-//! `Send`; use one session per thread.
+//! state (its settings, its thread pool, and the arena its intermediate buffers live in) and
+//! is `Send`; use one session per thread.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use mlc_ir::{Module, ModulePlan, Op};
 use mlc_kernels::ThreadPool;
 
-use crate::cpu::{Program, default_threads};
+use crate::cpu::{Arena, Program, default_threads};
 use crate::error::RuntimeError;
 use crate::interp::RunOptions;
 use crate::package;
@@ -186,6 +186,7 @@ impl Model {
             opts: RunOptions::default(),
             threads: default_threads(),
             pool: None,
+            arena: Arena::default(),
         })
     }
 }
@@ -194,7 +195,9 @@ impl Model {
 ///
 /// A session owns its thread pool (one thread per core unless [`Session::set_threads`] says
 /// otherwise; the calling thread is one of them; started at the first run) and the state of
-/// its runs.
+/// its runs: one arena for every intermediate buffer, laid out per entry point and set of dim
+/// bindings (cached, recomputed only when the dims change) and allocated once, growing only
+/// when a layout needs more (see [`crate::cpu::arena`]).
 #[derive(Debug)]
 pub struct Session {
     program: Arc<Program>,
@@ -202,6 +205,7 @@ pub struct Session {
     opts: RunOptions,
     threads: usize,
     pool: Option<ThreadPool>,
+    arena: Arena,
 }
 
 impl Session {
@@ -214,7 +218,59 @@ impl Session {
     pub fn run(&mut self, entry: &str, inputs: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>, RuntimeError> {
         let threads = self.threads;
         let pool = self.pool.get_or_insert_with(|| ThreadPool::new(threads));
-        self.program.run(entry, &self.weights, inputs, &self.opts, pool)
+        self.program.run(
+            entry,
+            &self.weights,
+            inputs,
+            &self.opts,
+            pool,
+            &mut self.arena,
+            Vec::new(),
+        )
+    }
+
+    /// [`Session::run`], putting the outputs in `outputs` and reusing the allocations of the
+    /// tensors it holds (typically the previous call's outputs) for outputs of the same dtype
+    /// and element count. A run writes its outputs into memory it has not touched before unless
+    /// it is given some: for large outputs the page faults of fresh memory can cost more than
+    /// computing them. `outputs` is empty if the run fails.
+    ///
+    /// ```
+    /// # use mlc_ir::{DType, Dim, Graph, Module, Op, Origin, TensorType, Value, Function, BinaryOp};
+    /// # use mlc_runtime::{Model, Tensor};
+    /// # let mut g = Graph::new();
+    /// # let x = g.add_input("x", TensorType::new(DType::F32, vec![Dim::sym("N")]));
+    /// # let y = g.add(Op::Binary(BinaryOp::Mul), &[Value::of(x), Value::of(x)], Origin::default())?;
+    /// # g.outputs.push(("y".into(), Value::of(y)));
+    /// # let module = Module { name: "square".into(), params: vec![], functions: vec![Function { name: "forward".into(), graph: g }] };
+    /// let model = Model::from_module(module)?;
+    /// let mut session = model.session()?;
+    /// let mut out = Vec::new();
+    /// for step in 0..3 {
+    ///     let x = Tensor::from_f32(&[2], vec![step as f32, 1.0]);
+    ///     session.run_into("forward", &[("x".into(), x)], &mut out)?;
+    ///     assert_eq!(out[0].1.as_f32(), Some(&[(step * step) as f32, 1.0][..]));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_into(
+        &mut self,
+        entry: &str,
+        inputs: &[(String, Tensor)],
+        outputs: &mut Vec<(String, Tensor)>,
+    ) -> Result<(), RuntimeError> {
+        let spare = outputs.drain(..).map(|(_, t)| t.into_data()).collect();
+        let threads = self.threads;
+        let pool = self.pool.get_or_insert_with(|| ThreadPool::new(threads));
+        *outputs = self
+            .program
+            .run(entry, &self.weights, inputs, &self.opts, pool, &mut self.arena, spare)?;
+        Ok(())
+    }
+
+    /// The bytes of the session's arena (0 before the first run).
+    pub fn arena_bytes(&self) -> usize {
+        self.arena.capacity()
     }
 
     /// The number of threads a run may use, the calling thread included (at least 1; the

@@ -745,6 +745,185 @@ fn nested_loops_with_a_kernel_inside() {
     }
 }
 
+// ---------------------------------------------------------------- the arena
+
+/// `s = sum(relu(x + w), 1)` with `relu(x + w)` an intermediate (in the arena), `x: f32[N, c]`.
+fn bias_relu_sum_intermediate(c: usize) -> Model {
+    let cs = c.to_string();
+    let mut g = G::new();
+    let x = g.input("x", DType::F32, &["N", &cs]);
+    let w = g.g.add_typed(
+        Op::Param { name: "w".into() },
+        &[],
+        vec![ty(DType::F32, &[&cs])],
+        Origin::default(),
+    );
+    let h = g.op(Op::Binary(BinaryOp::Add), &[x, Value::of(w)]);
+    let zero = g.op(Op::Const(Literal::float(DType::F32, 0.0)), &[]);
+    let y = g.op(Op::Binary(BinaryOp::Max), &[h, zero]);
+    let s = g.op(
+        Op::Reduce {
+            op: ReduceOp::Sum,
+            axes: vec![1],
+            keepdim: false,
+        },
+        &[y],
+    );
+    g.out("s", s);
+
+    let mut p = P::new("f");
+    let x = p.input("x", DType::F32, &["N", &cs]);
+    let w = p.param("w", DType::F32, &[&cs]);
+    let y = p.temp(DType::F32, &["N", &cs]);
+    let s = p.temp(DType::F32, &["N"]);
+    p.kernel(0, &[x, w, y], &["N", &cs]);
+    p.kernel(1, &[y, s], &["N", &cs]);
+    p.out("s", s);
+    model(
+        module_of(g, vec![param_decl("w", DType::F32, &[c as u64])]),
+        vec![bias_relu_kernel(), row_sum_kernel()],
+        vec![p.f],
+        vec![("w", Tensor::from_f32(&[c], ramp(c, 2.0, -0.2)))],
+    )
+}
+
+#[test]
+fn one_arena_serves_runs_with_changing_dims() {
+    let m = bias_relu_sum_intermediate(16);
+    let mut s = session(&m, 2);
+    assert_eq!(s.arena_bytes(), 0);
+    let mut largest = 0;
+    for n in [7, 3000, 7, 0, 3000, 1, 3000] {
+        let inputs = named(vec![("x", Tensor::from_f32(&[n, 16], ramp(n * 16, 4.0, 0.1)))]);
+        let got = s.run("f", &inputs).unwrap();
+        let want = run(m.module(), "f", m.weights(), &inputs, &RunOptions::default()).unwrap();
+        assert_close(&got[0].1, &want[0].1, 1e-5);
+        // A reused arena gives the bits of a fresh session.
+        assert_eq!(got, session(&m, 1).run("f", &inputs).unwrap(), "N = {n}");
+        // The intermediate `y` (N * 16 floats) is in the arena; the output `s` is not.
+        assert!(s.arena_bytes() >= n * 16 * 4, "N = {n}");
+        // The allocation grows with the largest layout seen and never shrinks.
+        assert!(s.arena_bytes() >= largest);
+        largest = largest.max(s.arena_bytes());
+    }
+    assert_eq!(largest, 3000 * 16 * 4);
+}
+
+#[test]
+fn run_into_reuses_the_output_allocations() {
+    let m = bias_relu_sum_with_weight(16);
+    let mut s = session(&m, 2);
+    let mut out = Vec::new();
+    let mut last_ptr = None;
+    for (k, n) in [300, 300, 7, 300].into_iter().enumerate() {
+        let inputs = named(vec![("x", Tensor::from_f32(&[n, 16], ramp(n * 16, 4.0, k as f32)))]);
+        s.run_into("f", &inputs, &mut out).unwrap();
+        assert_eq!(out, session(&m, 1).run("f", &inputs).unwrap(), "run {k}");
+        let ptr = out[0].1.as_f32().unwrap().as_ptr();
+        if k == 1 {
+            assert_eq!(Some(ptr), last_ptr, "the same size reuses the allocation");
+        }
+        last_ptr = Some(ptr);
+    }
+    let bad = named(vec![("x", Tensor::from_f32(&[2, 3], vec![0.0; 6]))]);
+    assert!(s.run_into("f", &bad, &mut out).is_err());
+    assert!(out.is_empty());
+}
+
+/// A loop carrying `x` and `prev`: `next x = 2x + c` (a kernel, in the body's region),
+/// `next prev = x` (passed through unchanged, so two iterations later it points into the
+/// region being written), emitting `prev`; around it, kernels in the entry's region.
+fn carried_passthrough_loop() -> Model {
+    let axpy_g = |g: &mut G, h: Value, x: Value| {
+        let two = g.op(Op::Const(Literal::float(DType::F32, 2.0)), &[]);
+        let h2 = g.op(Op::Binary(BinaryOp::Mul), &[h, two]);
+        g.op(Op::Binary(BinaryOp::Add), &[h2, x])
+    };
+    let mut body = G::new();
+    let _i = body.input("i", DType::I64, &[]);
+    let x = body.input("x", DType::F32, &["C"]);
+    let prev = body.input("prev", DType::F32, &["C"]);
+    let c = body.input("c", DType::F32, &["C"]);
+    let x3 = axpy_g(&mut body, x, c);
+    body.out("x", x3);
+    body.out("prev", x);
+    body.out("e", prev);
+
+    let mut g = G::new();
+    let x0 = g.input("x0", DType::F32, &["C"]);
+    let c = g.input("c", DType::F32, &["C"]);
+    let _steps = g.input("steps", DType::Bool, &["N"]);
+    let p0 = axpy_g(&mut g, x0, c);
+    let l = LoopOp {
+        trips: Dim::sym("N"),
+        max_trips: 8,
+        n_carried: 2,
+        has_stop: false,
+        n_emit: 1,
+        body: body.g,
+    };
+    let id = g.g.add(Op::Loop(Box::new(l)), &[x0, p0, c], at("loop", "")).unwrap();
+    let out = |k: u32| Value { node: id, index: k };
+    let r = axpy_g(&mut g, out(0), out(1));
+    g.out("r", r);
+    g.out("stack", out(2));
+
+    let mut bp = P::new("body");
+    let _i = bp.input("i", DType::I64, &[]);
+    let x = bp.input("x", DType::F32, &["C"]);
+    let prev = bp.input("prev", DType::F32, &["C"]);
+    let c = bp.input("c", DType::F32, &["C"]);
+    let x3 = bp.temp(DType::F32, &["C"]);
+    bp.kernel(0, &[x, c, x3], &["C"]);
+    bp.out("x", x3);
+    bp.out("prev", x);
+    bp.out("e", prev);
+
+    let mut p = P::new("f");
+    let x0 = p.input("x0", DType::F32, &["C"]);
+    let c = p.input("c", DType::F32, &["C"]);
+    let _steps = p.input("steps", DType::Bool, &["N"]);
+    let p0 = p.temp(DType::F32, &["C"]);
+    p.kernel(0, &[x0, c, p0], &["C"]);
+    let (xf, pf, stack) = (
+        p.temp(DType::F32, &["C"]),
+        p.temp(DType::F32, &["C"]),
+        p.temp(DType::F32, &["N", "C"]),
+    );
+    p.f.steps.push(Step::Loop {
+        trips: Dim::sym("N"),
+        max_trips: 8,
+        n_carried: 2,
+        has_stop: false,
+        n_emit: 1,
+        operands: vec![x0, p0, c],
+        outputs: vec![xf, pf, stack],
+        body: Box::new(bp.f),
+        origin: at("loop", ""),
+    });
+    let r = p.temp(DType::F32, &["C"]);
+    p.kernel(0, &[xf, pf, r], &["C"]);
+    p.out("r", r);
+    p.out("stack", stack);
+    model(module_of(g, vec![]), vec![axpy_kernel()], vec![p.f], vec![])
+}
+
+#[test]
+fn carried_values_survive_the_double_buffered_body_regions() {
+    let m = carried_passthrough_loop();
+    let mut s = session(&m, 2);
+    for (n, c) in [(0, 3), (1, 3), (2, 5), (3, 5), (6, 4), (8, 1), (5, 64)] {
+        let inputs = named(vec![
+            ("x0", Tensor::from_f32(&[c], ramp(c, 1.0, 0.0))),
+            ("c", Tensor::from_f32(&[c], ramp(c, 0.5, 0.25))),
+            ("steps", Tensor::from_bool(&[n], vec![true; n])),
+        ]);
+        let got = s.run("f", &inputs).unwrap();
+        let want = run(m.module(), "f", m.weights(), &inputs, &RunOptions::default()).unwrap();
+        assert_eq!(got, want, "N = {n}, C = {c}");
+    }
+}
+
 // ---------------------------------------------------------------- the API
 
 #[test]

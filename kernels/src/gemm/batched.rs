@@ -191,25 +191,27 @@ pub fn gemm_batched(
             // SAFETY: `raw_batched` checked the residual covers the largest batch offset.
             e.res = unsafe { e.res.add(or) };
         }
+        // A and B are empty when k == 0 (their slices may be too): their pointers are never
+        // read then, so they are formed with `wrapping_add`; when k > 0 the offsets are at most
+        // the largest batch offset, which the checks above found inside each slice.
         Problem {
             m,
             n,
             k,
-            // SAFETY (the three `add`s): offsets are at most the largest batch offset, which the
-            // checks above found inside each slice.
             a: RawA {
-                ptr: unsafe { a.data.as_ptr().add(oa) },
+                ptr: a.data.as_ptr().wrapping_add(oa),
                 rs: a.row_stride,
                 cs: a.col_stride,
             },
             b: match &shared_b {
                 Some(packed) => packed.raw(),
                 None => RawB::Strided {
-                    ptr: unsafe { b.data.as_ptr().add(ob) },
+                    ptr: b.data.as_ptr().wrapping_add(ob),
                     rs: b.row_stride,
                     cs: b.col_stride,
                 },
             },
+            // SAFETY: m, n > 0 here, and C covers the largest batch offset (checked above).
             c: RawC {
                 ptr: unsafe { c_ptr.get().add(oc) },
                 ld: c.ld,

@@ -36,8 +36,10 @@ const MIN_FLOPS_PER_THREAD: usize = if cfg!(test) { 1 } else { 1 << 18 };
 pub(crate) struct KArgs {
     /// Reduction length.
     pub kc: usize,
-    /// Packed `A` micro-panel, `[kc][rows]`.
+    /// Packed `A` micro-panel, `[kc][rows]` (or, for the kernels that read `A` in place, its
+    /// first row, with rows `lda` apart).
     pub a: *const f32,
+    pub lda: usize,
     /// `B` group: element `(k, j)` at `b + k * ks + (j / NR) * ps + j % NR`.
     pub b: *const f32,
     pub ks: usize,
@@ -99,6 +101,8 @@ pub(crate) struct Isa {
     pub nv: usize,
     /// The kernel for a `rows x (nv * lanes)` tile.
     pub kernel: fn(usize, usize) -> KernelFn,
+    /// The blocked path's kernel (`nv` vectors) for `rows`, reading a row-major `A` in place.
+    pub kernel_da: fn(usize) -> KernelFn,
     /// Most rows in one skinny tile.
     pub skinny_cap: usize,
     /// Vectors per row of a skinny tile of so many rows.
@@ -136,6 +140,9 @@ pub(crate) struct Blocking {
     pub l2_bytes: usize,
     /// Largest row-major `B` (bytes) that the blocked path reads in place, unpacked.
     pub direct_bytes: usize,
+    /// Largest row-major `A` (bytes) that the blocked path reads in place, unpacked (no limit by
+    /// default).
+    pub direct_a_bytes: usize,
 }
 
 /// L1d, L2 and L3 sizes in bytes (per core where sysfs says so), from Linux sysfs or defaults.
@@ -208,6 +215,7 @@ pub(crate) fn blocking(isa: &Isa) -> Blocking {
             row_kc_big: env_usize("MLC_GEMM_ROW_KC_BIG").unwrap_or(8),
             l2_bytes: l2,
             direct_bytes: env_usize("MLC_GEMM_DIRECT_BYTES").unwrap_or(l2 / 4),
+            direct_a_bytes: env_usize("MLC_GEMM_DIRECT_A_BYTES").unwrap_or(usize::MAX),
         }
     })
 }
@@ -477,7 +485,11 @@ unsafe fn blocked_rect(isa: &Isa, bl: &Blocking, p: &Problem, (m0, m1): (usize, 
     .min(p.k);
     let mc_max = bl.mc.min(m1 - m0);
     let nc_max = bl.nc.min((n1 - n0).div_ceil(NR) * NR);
-    let mut abuf = Scratch::take(Slot::A, mc_max * kc_max);
+    // A row-major A is read in place by the kernels: packing it costs about 32 / N of the
+    // product (a scalar transpose), more than the in-place reads lose. Rows a multiple of 4 KiB
+    // apart would all fall into the same L1 sets, so such an A is packed.
+    let direct_a = p.a.cs == 1 && p.m * p.k * 4 <= bl.direct_a_bytes && !(p.a.rs * 4).is_multiple_of(4096);
+    let mut abuf = Scratch::take(Slot::A, if direct_a { 0 } else { mc_max * kc_max });
     let ap = abuf.ptr();
     // A small row-major B whose column groups all lie inside N is read in place (packing it
     // would cost as much as the product); otherwise it is packed block by block.
@@ -500,9 +512,11 @@ unsafe fn blocked_rect(isa: &Isa, bl: &Blocking, p: &Problem, (m0, m1): (usize, 
         let mut ic = m0;
         while ic < m1 {
             let mc = mc_max.min(m1 - ic);
-            // SAFETY: rows ic..ic+mc, columns pc..pc+kc are inside A; the buffer holds
-            // `mc_max * kc_max >= mc * kc` floats.
-            unsafe { pack::pack_a(ap, p.a, ic, mc, pc, kc, mr) };
+            if !direct_a {
+                // SAFETY: rows ic..ic+mc, columns pc..pc+kc are inside A; the buffer holds
+                // `mc_max * kc_max >= mc * kc` floats.
+                unsafe { pack::pack_a(ap, p.a, ic, mc, pc, kc, mr) };
+            }
             let mut jc = n0;
             while jc < n1 {
                 let nc = bl.nc.min(n1 - jc);
@@ -532,17 +546,24 @@ unsafe fn blocked_rect(isa: &Isa, bl: &Blocking, p: &Problem, (m0, m1): (usize, 
                 let mut ir = 0;
                 while ir < mc {
                     let rows = mr.min(mc - ir);
-                    let kernel = if rows == mr {
-                        main_kernel
+                    let kernel = match (direct_a, rows == mr) {
+                        (false, true) => main_kernel,
+                        (false, false) => (isa.kernel)(rows, isa.nv),
+                        (true, _) => (isa.kernel_da)(rows),
+                    };
+                    let (a, lda) = if direct_a {
+                        // SAFETY: row `ic + ir`, column `pc` of A.
+                        (unsafe { p.a.ptr.add((ic + ir) * p.a.rs + pc) }, p.a.rs)
                     } else {
-                        (isa.kernel)(rows, isa.nv)
+                        // SAFETY: micro-panel `ir / mr` of the packed block.
+                        (unsafe { ap.add(ir * kc) } as *const f32, 0)
                     };
                     let mut jr = jc;
                     while jr < jc + nc {
                         let args = KArgs {
                             kc,
-                            // SAFETY: micro-panel `ir / mr` of the packed block.
-                            a: unsafe { ap.add(ir * kc) },
+                            a,
+                            lda,
                             // SAFETY: column `jr - jc` of the block (a packed panel exists since
                             // jr < n; a direct group lies inside n); `jr % NR` is a multiple of
                             // the tile width.

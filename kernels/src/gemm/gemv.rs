@@ -1,12 +1,17 @@
 //! Skinny `M` (1..=16 rows, batch-1 decoding): matrix-vector-like paths that read `B` once.
 //!
-//! - [`skinny`]: `B` row-major (streamed straight from the caller's matrix, no packing) or
-//!   prepacked. The rows of `A` are split into at most a few chunks (one on AVX-512); each chunk
-//!   has a register tile as wide as its row count allows (up to 8 vectors, i.e. four 32-column
-//!   panels for one row), so every `B` element loaded feeds all rows of the chunk and enough
-//!   independent FMA chains keep the FMA ports busy. An unpacked `B` is streamed in `K` chunks so
-//!   that the hardware prefetchers follow a few rows at a time; its last partial column group is
-//!   packed into a small zero-padded buffer.
+//! - [`skinny`], `B` row-major or prepacked. The rows of `A` are split into at most a few chunks
+//!   (one on AVX-512); each chunk has a register tile as wide as its row count allows (up to 8
+//!   vectors, i.e. four 32-column panels for one row), so every `B` element loaded feeds all rows
+//!   of the chunk and enough independent FMA chains keep the FMA ports busy. How `B` is read:
+//!   - prepacked: panel by panel, each a contiguous stream;
+//!   - row-major, one row of `A`: the one-row kernel takes a few rows of `B` at a time across all
+//!     columns (a few sequential streams, accumulators in registers);
+//!   - row-major and small enough to stay in cache: in place, tile by tile (the last partial
+//!     column group is packed into a small zero-padded buffer);
+//!   - row-major and large: in place a few rows at a time for up to 4 rows of `A`
+//!     (memory-bound), else copied row by row into panels in an L2-sized buffer, a K chunk at a
+//!     time (reading `B` in memory order, which the hardware prefetchers follow).
 //! - [`dot`]: `B` transposed (`W[N,K]`, rows contiguous in `k`): dot products of `A` rows with
 //!   several `W` rows at a time, horizontally reduced at the end.
 //!
@@ -264,6 +269,7 @@ unsafe fn skinny_cols(
                         kc,
                         // SAFETY: chunk `row0` of the packed A, from row `pc`.
                         a: unsafe { ap.add(row0 * k + pc * rows) },
+                        lda: 0,
                         // SAFETY: column `bj` of the chunk's view (inside B or its panels).
                         b: unsafe { bv.ptr.add((bj / NR) * bv.ps + bj % NR) },
                         ks: bv.ks,

@@ -21,6 +21,7 @@ pub(crate) static ISA: Isa = Isa {
     mr: 6,
     nv: 2,
     kernel: kernel_for,
+    kernel_da: kernel_da_for,
     skinny_cap: 12,
     skinny_nv,
     dot_cap: 2,
@@ -33,8 +34,8 @@ pub(crate) static ISA: Isa = Isa {
 fn skinny_nv(rows: usize) -> usize {
     match rows {
         1 => 8,
-        2 | 3 => 4,
-        4..=6 => 2,
+        2 => 4,
+        3..=6 => 2,
         _ => 1,
     }
 }
@@ -47,7 +48,7 @@ macro_rules! kernel_table {
     ($($m:literal x $v:literal),* $(,)?) => {
         fn kernel_for(rows: usize, nv: usize) -> KernelFn {
             match (rows, nv) {
-                $(($m, $v) => kernel::<$m, $v>,)*
+                $(($m, $v) => kernel::<$m, $v, false>,)*
                 _ => panic!("no avx2 kernel for a {rows}-row, {nv}-vector tile"),
             }
         }
@@ -56,9 +57,22 @@ macro_rules! kernel_table {
 
 kernel_table!(
     1 x 2, 2 x 2, 3 x 2, 4 x 2, 5 x 2, 6 x 2,
-    1 x 8, 1 x 4, 2 x 4, 3 x 4,
+    1 x 8, 1 x 4, 2 x 4,
     7 x 1, 8 x 1, 9 x 1, 10 x 1, 11 x 1, 12 x 1,
 );
+
+/// The blocked path's kernels reading `A` in place (row-major, rows `lda` apart).
+fn kernel_da_for(rows: usize) -> KernelFn {
+    match rows {
+        1 => kernel::<1, 2, true>,
+        2 => kernel::<2, 2, true>,
+        3 => kernel::<3, 2, true>,
+        4 => kernel::<4, 2, true>,
+        5 => kernel::<5, 2, true>,
+        6 => kernel::<6, 2, true>,
+        _ => panic!("no kernel for a {rows}-row tile"),
+    }
+}
 
 macro_rules! dot_table {
     ($($m:literal x $r:literal),* $(,)?) => {
@@ -83,12 +97,12 @@ fn lane_mask(n: usize) -> __m256i {
 ///
 /// # Safety
 ///
-/// The CPU must support avx2/fma. `p.a` holds `p.kc * MR` floats (`[kc][MR]`); for `k < p.kc`
+/// The CPU must support avx2/fma. `p.a` holds `p.kc * MR` floats (`[kc][MR]`), or with `DA` is the first of `MR` rows of `p.kc` floats, `p.lda` apart; for `k < p.kc`
 /// and `v < NV`, the 8 floats at `p.b + k * p.ks + (v / 4) * p.ps + (v % 4) * 8` are readable;
 /// rows `i < MR` of `p.c` (stride `p.ldc`) have `p.n_valid <= 8 * NV` writable (and, if
 /// `p.beta != 0`, initialised) floats.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel<const MR: usize, const NV: usize>(p: &KArgs) {
+unsafe fn kernel<const MR: usize, const NV: usize, const DA: bool>(p: &KArgs) {
     // SAFETY (whole body): every access is one the caller guarantees; tail vectors use
     // maskload/maskstore, which touch only the enabled lanes.
     unsafe {
@@ -109,12 +123,12 @@ unsafe fn kernel<const MR: usize, const NV: usize>(p: &KArgs) {
                 *x = _mm256_loadu_ps(b.add((v / VPP) * p.ps + (v % VPP) * LANES));
             }
             for (i, row) in acc.iter_mut().enumerate() {
-                let av = _mm256_set1_ps(*a.add(i));
+                let av = _mm256_set1_ps(*a.add(if DA { i * p.lda } else { i }));
                 for (r, x) in row.iter_mut().zip(bv.iter()) {
                     *r = _mm256_fmadd_ps(av, *x, *r);
                 }
             }
-            a = a.add(MR);
+            a = a.add(if DA { 1 } else { MR });
             b = b.add(p.ks);
         }
         let alpha = _mm256_set1_ps(p.alpha);

@@ -21,6 +21,7 @@ pub(crate) static ISA: Isa = Isa {
     mr: 12,
     nv: 2,
     kernel: kernel_for,
+    kernel_da: kernel_da_for,
     skinny_cap: 16,
     skinny_nv,
     dot_cap: 4,
@@ -47,7 +48,7 @@ macro_rules! kernel_table {
     ($($m:literal x $v:literal),* $(,)?) => {
         fn kernel_for(rows: usize, nv: usize) -> KernelFn {
             match (rows, nv) {
-                $(($m, $v) => kernel::<$m, $v>,)*
+                $(($m, $v) => kernel::<$m, $v, false>,)*
                 _ => panic!("no avx512 kernel for a {rows}-row, {nv}-vector tile"),
             }
         }
@@ -59,6 +60,25 @@ kernel_table!(
     1 x 8, 2 x 8, 3 x 4, 4 x 4, 5 x 4, 6 x 4,
     13 x 1, 14 x 1, 15 x 1, 16 x 1,
 );
+
+/// The blocked path's kernels reading `A` in place (row-major, rows `lda` apart).
+fn kernel_da_for(rows: usize) -> KernelFn {
+    match rows {
+        1 => kernel::<1, 2, true>,
+        2 => kernel::<2, 2, true>,
+        3 => kernel::<3, 2, true>,
+        4 => kernel::<4, 2, true>,
+        5 => kernel::<5, 2, true>,
+        6 => kernel::<6, 2, true>,
+        7 => kernel::<7, 2, true>,
+        8 => kernel::<8, 2, true>,
+        9 => kernel::<9, 2, true>,
+        10 => kernel::<10, 2, true>,
+        11 => kernel::<11, 2, true>,
+        12 => kernel::<12, 2, true>,
+        _ => panic!("no kernel for a {rows}-row tile"),
+    }
+}
 
 macro_rules! dot_table {
     ($($m:literal x $r:literal),* $(,)?) => {
@@ -77,12 +97,12 @@ dot_table!(1 x 8, 2 x 4, 3 x 4, 4 x 4, 1 x 1, 2 x 1, 3 x 1, 4 x 1);
 ///
 /// # Safety
 ///
-/// The CPU must support avx512f/avx2/fma. `p.a` holds `p.kc * MR` floats (`[kc][MR]`); for
+/// The CPU must support avx512f/avx2/fma. `p.a` holds `p.kc * MR` floats (`[kc][MR]`), or with `DA` is the first of `MR` rows of `p.kc` floats, `p.lda` apart; for
 /// `k < p.kc` and `v < NV`, the 16 floats at `p.b + k * p.ks + (v / 2) * p.ps + (v % 2) * 16` are
 /// readable; rows `i < MR` of `p.c` (stride `p.ldc`) have `p.n_valid <= 16 * NV` writable (and,
 /// if `p.beta != 0`, initialised) floats.
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn kernel<const MR: usize, const NV: usize>(p: &KArgs) {
+unsafe fn kernel<const MR: usize, const NV: usize, const DA: bool>(p: &KArgs) {
     // SAFETY (whole body): every load and store below is one of the accesses the caller
     // guarantees: A at `k * MR + i`, B at the offsets above, C within `n_valid` columns of the
     // first MR rows (tail vectors use masked loads and stores, which touch only enabled lanes).
@@ -104,12 +124,12 @@ unsafe fn kernel<const MR: usize, const NV: usize>(p: &KArgs) {
                 *x = _mm512_loadu_ps(b.add((v / VPP) * p.ps + (v % VPP) * LANES));
             }
             for (i, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*a.add(i));
+                let av = _mm512_set1_ps(*a.add(if DA { i * p.lda } else { i }));
                 for (r, x) in row.iter_mut().zip(bv.iter()) {
                     *r = _mm512_fmadd_ps(av, *x, *r);
                 }
             }
-            a = a.add(MR);
+            a = a.add(if DA { 1 } else { MR });
             b = b.add(p.ks);
         }
         let alpha = _mm512_set1_ps(p.alpha);
@@ -185,14 +205,45 @@ unsafe fn dot<const MR: usize, const R: usize>(p: &DArgs) {
                 }
             }
         }
+        let alpha = _mm_set1_ps(p.alpha);
+        let beta = _mm_set1_ps(p.beta);
         for (i, row) in acc.iter().enumerate() {
-            for (r, s) in row.iter().enumerate() {
-                let cp = p.c.add(i * p.ldc + r);
-                let x = _mm512_reduce_add_ps(*s) * p.alpha;
+            let crow = p.c.add(i * p.ldc);
+            let mut r = 0;
+            // Four sums at a time: one transpose-and-add tree instead of four reductions.
+            while r + 4 <= R {
+                let x = _mm_mul_ps(sum4(row[r], row[r + 1], row[r + 2], row[r + 3]), alpha);
+                let x = if p.beta == 0.0 {
+                    x
+                } else {
+                    _mm_fmadd_ps(_mm_loadu_ps(crow.add(r)), beta, x)
+                };
+                _mm_storeu_ps(crow.add(r), x);
+                r += 4;
+            }
+            while r < R {
+                let cp = crow.add(r);
+                let x = _mm512_reduce_add_ps(row[r]) * p.alpha;
                 *cp = if p.beta == 0.0 { x } else { x + p.beta * *cp };
+                r += 1;
             }
         }
     }
+}
+
+/// The horizontal sums of four vectors, as one 4-lane vector `[sum a, sum b, sum c, sum d]`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn sum4(a: __m512, b: __m512, c: __m512, d: __m512) -> __m128 {
+    // Within each 128-bit lane: [a0+a1, b0+b1, a2+a3, b2+b3] and the same for c, d ...
+    let ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    let cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+    // ... then [a, b, c, d] partial sums in every 128-bit lane ...
+    let abcd = _mm512_add_ps(_mm512_shuffle_ps::<0x44>(ab, cd), _mm512_shuffle_ps::<0xEE>(ab, cd));
+    // ... and the four lanes added together.
+    let lo = _mm512_castps512_ps256(abcd);
+    let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(abcd)));
+    let s = _mm256_add_ps(lo, hi);
+    _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s))
 }
 
 /// One output row over `kc` rows of a row-major `B`, all `n` columns: `B` is read as `kc`

@@ -3,7 +3,7 @@
 //! tile, dot-product kernels for a transposed `B`, and the epilogue. The fallback on x86 CPUs
 //! without AVX2/FMA and the only variant elsewhere.
 
-use super::driver::{DArgs, DotFn, Isa, KArgs, KernelFn};
+use super::driver::{DArgs, DotFn, Isa, KArgs, KernelFn, RowArgs};
 use super::epilogue::{self, RawEpi};
 use super::{KernelVariant, NR};
 
@@ -18,12 +18,13 @@ pub(crate) static ISA: Isa = Isa {
     mr: 4,
     nv: 2,
     kernel: kernel_for,
+    kernel_da: kernel_da_for,
     skinny_cap: 4,
     skinny_nv,
     dot_cap: 2,
     dot_r,
     dot: dot_for,
-    row: None,
+    row: Some(row),
     epilogue: epilogue_rows,
 };
 
@@ -37,11 +38,21 @@ fn dot_r(rows: usize) -> usize {
 
 fn kernel_for(rows: usize, nv: usize) -> KernelFn {
     match (rows, nv) {
-        (1, 2) => kernel::<1, 2>,
-        (2, 2) => kernel::<2, 2>,
-        (3, 2) => kernel::<3, 2>,
-        (4, 2) => kernel::<4, 2>,
+        (1, 2) => kernel::<1, 2, false>,
+        (2, 2) => kernel::<2, 2, false>,
+        (3, 2) => kernel::<3, 2, false>,
+        (4, 2) => kernel::<4, 2, false>,
         _ => panic!("no portable kernel for a {rows}-row, {nv}-vector tile"),
+    }
+}
+
+fn kernel_da_for(rows: usize) -> KernelFn {
+    match rows {
+        1 => kernel::<1, 2, true>,
+        2 => kernel::<2, 2, true>,
+        3 => kernel::<3, 2, true>,
+        4 => kernel::<4, 2, true>,
+        _ => panic!("no portable kernel for a {rows}-row tile"),
     }
 }
 
@@ -59,10 +70,10 @@ fn dot_for(rows: usize, r: usize) -> DotFn {
 ///
 /// # Safety
 ///
-/// `p.a` holds `p.kc * MR` floats (`[kc][MR]`); for `k < p.kc` and `v < NV`, the 8 floats at
+/// `p.a` holds `p.kc * MR` floats (`[kc][MR]`), or with `DA` is the first of `MR` rows of `p.kc` floats, `p.lda` apart; for `k < p.kc` and `v < NV`, the 8 floats at
 /// `p.b + k * p.ks + (v / 4) * p.ps + (v % 4) * 8` are readable; rows `i < MR` of `p.c` (stride
 /// `p.ldc`) have `p.n_valid <= 8 * NV` writable (and, if `p.beta != 0`, initialised) floats.
-unsafe fn kernel<const MR: usize, const NV: usize>(p: &KArgs) {
+unsafe fn kernel<const MR: usize, const NV: usize, const DA: bool>(p: &KArgs) {
     let mut acc = [[[0.0f32; LANES]; NV]; MR];
     let mut a = p.a;
     let mut b = p.b;
@@ -74,7 +85,7 @@ unsafe fn kernel<const MR: usize, const NV: usize>(p: &KArgs) {
         }
         for (i, row) in acc.iter_mut().enumerate() {
             // SAFETY: `i < MR`, within the `[kc][MR]` panel.
-            let av = unsafe { *a.add(i) };
+            let av = unsafe { *a.add(if DA { i * p.lda } else { i }) };
             for (r, x) in row.iter_mut().zip(bv.iter()) {
                 for (s, y) in r.iter_mut().zip(x.iter()) {
                     *s += av * y;
@@ -83,7 +94,7 @@ unsafe fn kernel<const MR: usize, const NV: usize>(p: &KArgs) {
         }
         // SAFETY: advancing within (or one past) the panels.
         unsafe {
-            a = a.add(MR);
+            a = a.add(if DA { 1 } else { MR });
             b = b.add(p.ks);
         }
     }
@@ -142,6 +153,43 @@ unsafe fn dot<const MR: usize, const R: usize>(p: &DArgs) {
                 *cp = if p.beta == 0.0 { x } else { x + p.beta * *cp };
             }
         }
+    }
+}
+
+/// One output row over `kc` rows of a row-major `B`, all `n` columns, 64 columns at a time.
+///
+/// # Safety
+///
+/// `p.a` holds `p.kc` floats; rows `r < p.kc` of `p.b` (stride `p.ldb`) have `p.n` readable
+/// floats; `p.c` has `p.n` writable (initialised if `p.beta != 0`) floats.
+unsafe fn row(p: &RowArgs) {
+    const W: usize = 64;
+    // SAFETY: the ranges the caller guarantees.
+    let (a, c) = unsafe {
+        (
+            std::slice::from_raw_parts(p.a, p.kc),
+            std::slice::from_raw_parts_mut(p.c, p.n),
+        )
+    };
+    let mut j0 = 0;
+    while j0 < p.n {
+        let w = W.min(p.n - j0);
+        let mut acc = [0.0f32; W];
+        for (r, av) in a.iter().enumerate() {
+            // SAFETY: row `r`, columns j0..j0+w of B.
+            let brow = unsafe { std::slice::from_raw_parts(p.b.add(r * p.ldb + j0), w) };
+            for (x, y) in acc.iter_mut().zip(brow) {
+                *x += av * y;
+            }
+        }
+        for (cj, x) in c[j0..j0 + w].iter_mut().zip(acc) {
+            *cj = if p.beta == 0.0 {
+                x * p.alpha
+            } else {
+                x * p.alpha + p.beta * *cj
+            };
+        }
+        j0 += w;
     }
 }
 

@@ -9,14 +9,18 @@
 //! - **Micro-kernels** for AVX-512, AVX2+FMA and a portable fallback (also the path on non-x86),
 //!   picked once at run time by CPU feature detection ([`KernelVariant::detect`]); a caller may
 //!   force one ([`GemmOpts::variant`]).
-//! - **Packing**: `B` is packed into panels of [`NR`] columns (`[K][NR]`, zero padded), `A` into
-//!   `MR`-row micro-panels, in 64-byte aligned buffers; cache blocking (`KC`, `MC`, `NC`) from the
-//!   CPU's cache sizes (sysfs on Linux, sane defaults elsewhere).
+//! - **Packing**: `B` is packed into panels of [`NR`] columns (zero padded) in 64-byte aligned
+//!   buffers, block by block as the loops reach it; `A` is read in place when row-major (packed
+//!   into `MR`-row micro-panels otherwise, or when its rows are a multiple of 4 KiB apart); small
+//!   row-major `B`s are read in place too. Cache blocking (`KC`, `MC`, `NC`) comes from the CPU's
+//!   cache sizes (sysfs on Linux, sane defaults elsewhere).
 //! - **Prepacked weights**: [`PackedB`] packs a weight matrix once (at load time) in the panel
-//!   layout that every kernel variant reads; [`gemm_prepacked`] uses it.
+//!   layout that every kernel variant reads (on Linux in transparent huge pages when large);
+//!   [`gemm_prepacked`] uses it.
 //! - **Skinny `M`** (1..=16, batch-1 decoding): `B` is streamed once with register tiles sized for
-//!   `M` (several panels at a time for `M` of 1 to 6), straight from a row-major `B` without
-//!   packing, with dot-product kernels for a transposed `B`, or from a [`PackedB`].
+//!   `M` (several panels at a time for small `M`), from a [`PackedB`], a row-major `B` (in place,
+//!   or copied a K chunk at a time into L2 when it is large and `M` is not tiny), or a transposed
+//!   `B` with dot-product kernels.
 //! - **Threads**: work is split over a persistent [`ThreadPool`] in a 2-D grid of `M` and `N`
 //!   blocks (batches for [`gemm_batched`]); small problems stay on the caller.
 //!

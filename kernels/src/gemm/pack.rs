@@ -240,16 +240,18 @@ pub(crate) unsafe fn pack_b_panels(
         let kc = layout.block_rows(k0);
         if cs == 1 {
             // Row-major B: read each row once, left to right (what the prefetchers follow
-            // best), and drop its 32-float pieces into the panels.
-            for kk in k0..k0 + kc {
+            // best), and drop its 32-float pieces into the panels of this K block.
+            // SAFETY: the block starts at `layout.offset(k0, 0)`; its panels are `kc * NR` apart.
+            let block = unsafe { dst.add(layout.offset(k0, 0)) };
+            for kk in 0..kc {
                 for p in p0..p1 {
                     let j0 = p * NR;
                     let w = NR.min(n - j0);
-                    // SAFETY: destination `layout.offset(kk, j0) + NR <= layout.len()`; source
-                    // `kk * rs + j0 + w <= (k - 1) * rs + n`, inside the view.
+                    // SAFETY: destination `layout.offset(k0 + kk, j0) + NR <= layout.len()`;
+                    // source `(k0 + kk) * rs + j0 + w <= (k - 1) * rs + n`, inside the view.
                     unsafe {
-                        let d = dst.add(layout.offset(kk, j0));
-                        let s = ptr.add(kk * rs + j0);
+                        let d = block.add(p * kc * NR + kk * NR);
+                        let s = ptr.add((k0 + kk) * rs + j0);
                         if w == NR {
                             // A fixed-size copy compiles to a few vector moves (a variable-length
                             // one would be a `memcpy` call per 128 bytes).

@@ -359,10 +359,11 @@ fn tiny_blocks() {
         bl.mc = bl.mc.min(24);
         bl.nc = 64;
         bl.direct_bytes = 0;
+        bl.direct_a_bytes = 0;
     };
     for pool in &pools() {
         for v in variants() {
-            for b in [BKind::RowMajor, BKind::Transposed, BKind::Strided] {
+            for b in [BKind::RowMajor, BKind::Transposed, BKind::Strided, BKind::Prepacked] {
                 let mut case = Case::plain(70, 150, 61, b);
                 check_case_tuned(pool, v, case, 90, Some(&tune));
                 case.accumulate = true;
@@ -566,6 +567,7 @@ fn batched_with_broadcast() {
             }
             batched_case(pool, v, &[], 20, 20, 20, 0, 54);
             batched_case(pool, v, &[0, 3], 4, 4, 4, 0, 55);
+            batched_case(pool, v, &[3, 2], 4, 6, 0, 0, 56);
         }
     }
 }

@@ -9,16 +9,23 @@ use std::sync::Arc;
 
 use mlc_ir::{DType, Step};
 
+use super::arena::LoopLayout;
 use super::buffers::{BufferTable, eval_buf_shapes};
 use super::exec::Exec;
-use super::prepare::PreparedFn;
+use super::prepare::{PreparedFn, plan_err};
 use super::storage::{RawBuf, Storage};
 use crate::error::RuntimeError;
 use crate::interp::format_origin;
 use crate::tensor::Tensor;
 
 impl Exec<'_> {
-    pub(super) fn run_loop(&self, table: &mut BufferTable, step: &Step, prep: &PreparedFn) -> Result<(), RuntimeError> {
+    pub(super) fn run_loop(
+        &self,
+        table: &mut BufferTable,
+        step: &Step,
+        prep: &PreparedFn,
+        layout: &LoopLayout,
+    ) -> Result<(), RuntimeError> {
         let Step::Loop {
             trips,
             max_trips,
@@ -55,17 +62,25 @@ impl Exec<'_> {
             });
         }
         let trips = t as usize;
-        let shapes = eval_buf_shapes(body, self.bindings, self.opts)?;
+        let (body_layout, bases) = match layout {
+            LoopLayout::Ready { body, bases } => (body, *bases),
+            LoopLayout::Failed => {
+                // Evaluating the body's shapes failed when the layout was made: report why.
+                eval_buf_shapes(body, self.bindings, self.opts)?;
+                return Err(plan_err(body, "the body's shapes could not be evaluated"));
+            }
+        };
+        let shapes = &body_layout.shapes;
         let stop = usize::from(*has_stop);
 
-        // The stacked emits, allocated up front; each body emit must be one row of its stack.
-        let mut stacks = Vec::new();
+        // Each body emit must be one row of its stack.
+        let mut row_bytes = Vec::new();
         for (e, &out) in outputs[n_carried..].iter().enumerate() {
             let (_, src) = body.outputs[n_carried + stop + e];
             let row_ty = &body.bufs[src as usize].ty;
             let row_shape = &shapes[src as usize];
             let mut expected = vec![trips];
-            expected.extend(row_shape);
+            expected.extend(row_shape.iter());
             if row_ty.dtype != table.ty(out).dtype || expected != table.shape(out) {
                 return Err(err(format!(
                     "emit {e} is {}{row_shape:?} per iteration, but its result is declared {}",
@@ -73,7 +88,7 @@ impl Exec<'_> {
                     table.declared(out)
                 )));
             }
-            stacks.push(RawBuf::zeroed(row_ty.dtype, &expected));
+            row_bytes.push(row_shape.iter().product::<usize>() * row_ty.dtype.size_bytes());
         }
 
         let mut carried: Vec<Storage> = operands[..n_carried]
@@ -84,13 +99,38 @@ impl Exec<'_> {
             .iter()
             .map(|&b| table.get(b).cloned())
             .collect::<Result<_, _>>()?;
+        // The stacks are the step's outputs, written row by row in place. Their places do not
+        // overlap the operands (both are live at this step) nor the body's regions.
+        let stacks: Vec<*mut u8> = outputs[n_carried..].iter().map(|&b| table.write_ptr(b)).collect();
+        let mut ran = 0;
         for i in 0..trips {
+            let region = bases[i % 2];
+            // SAFETY: the layout reserved `peak` bytes at both bases.
+            let lo = unsafe { self.arena.add(region) } as usize;
+            let hi = lo + body_layout.peak;
             let mut args = Vec::with_capacity(body.inputs.len());
             args.push(Storage::Host(Arc::new(Tensor::scalar_i64(i as i64))));
-            args.append(&mut carried);
+            for c in carried.drain(..) {
+                // A value carried unchanged since two iterations ago lives in the region this
+                // iteration writes: move it out first (see `arena`'s documentation).
+                let stale = match &c {
+                    Storage::View(v) => {
+                        let p = v.ptr() as usize;
+                        let len = v.bytes().len();
+                        len > 0 && p < hi && lo < p + len
+                    }
+                    _ => false,
+                };
+                args.push(if stale {
+                    let (d, s) = c.type_of().unwrap_or((DType::Bool, &[]));
+                    Storage::Raw(Arc::new(RawBuf::from_bytes(d, s, c.bytes().unwrap_or_default())))
+                } else {
+                    c
+                });
+            }
             args.extend(captured.iter().cloned());
             for (k, (&b, a)) in body.inputs.iter().zip(&args).enumerate() {
-                let fits = a.type_of() == Some((body.bufs[b as usize].ty.dtype, shapes[b as usize].as_slice()));
+                let fits = a.type_of() == Some((body.bufs[b as usize].ty.dtype, &*shapes[b as usize]));
                 if !fits {
                     let (d, s) = a.type_of().unwrap_or((DType::Bool, &[]));
                     return Err(err(format!(
@@ -99,15 +139,22 @@ impl Exec<'_> {
                     )));
                 }
             }
-            let mut outs = self.run_function(body, prep, &shapes, args)?;
+            // SAFETY: the region at `region` is this loop's, used by no other run of the body
+            // now; no argument points into it (the carried values were checked above, the
+            // captured ones and the index are not in any body region).
+            let mut outs = unsafe { self.run_function(body, prep, body_layout, region, args)? };
             let emitted = outs.split_off(n_carried + stop);
             let flag = outs.split_off(n_carried);
             carried = outs;
-            for (stack, e) in stacks.iter_mut().zip(&emitted) {
+            for ((&dst, &n), e) in stacks.iter().zip(&row_bytes).zip(&emitted) {
                 let row = e.bytes().unwrap_or_default();
-                let dst = stack.bytes_mut();
-                dst[i * row.len()..(i + 1) * row.len()].copy_from_slice(row);
+                if n > 0 && row.len() == n {
+                    // SAFETY: the stack holds `trips` rows of `n` bytes; the row is another
+                    // buffer's value.
+                    unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), dst.add(i * n), n) };
+                }
             }
+            ran = i + 1;
             if let Some(f) = flag.first() {
                 match (f.type_of(), f.bytes()) {
                     (Some((DType::Bool, [])), Some([b])) => {
@@ -122,13 +169,16 @@ impl Exec<'_> {
                 }
             }
         }
-        for (&b, s) in outputs.iter().zip(
-            carried
-                .into_iter()
-                .chain(stacks.into_iter().map(|r| Storage::Raw(Arc::new(r)))),
-        ) {
+        // Rows of iterations that did not run are zero.
+        for (&dst, &n) in stacks.iter().zip(&row_bytes) {
+            if n > 0 && ran < trips {
+                // SAFETY: as for the rows above.
+                unsafe { std::ptr::write_bytes(dst.add(ran * n), 0, (trips - ran) * n) };
+            }
+        }
+        for (&b, s) in outputs[..n_carried].iter().zip(carried) {
             table
-                .set(b, s)
+                .store(b, s)
                 .map_err(|found| self.result_err("loop", origin, table, b, found))?;
         }
         Ok(())

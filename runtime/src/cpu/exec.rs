@@ -2,18 +2,20 @@
 //! kernels and runs entry points; [`Exec`] is one run, stepping through a plan's steps over a
 //! [`BufferTable`].
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use mlc_ir::{Bindings, BufId, BufKind, FunctionPlan, ModulePlan, Origin, Step, TensorType};
 use mlc_kernels::ThreadPool;
 
-use super::buffers::{BufferTable, eval_buf_shapes};
+use super::arena::{Arena, FnLayout, LoopLayout};
+use super::buffers::BufferTable;
 use super::kernels::CompiledKernels;
 use super::prepare::{PreparedFn, plan_err, prepare};
-use super::storage::Storage;
+use super::storage::{Storage, View};
 use crate::error::RuntimeError;
-use crate::interp::{RunOptions, bind_declared, eval_op, format_origin};
-use crate::tensor::Tensor;
+use crate::interp::{RunOptions, bind_declared_refs, eval_op, format_origin};
+use crate::tensor::{Data, Tensor};
 use crate::weights::{WeightError, Weights};
 
 /// The number of cores available to this process (1 if unknown).
@@ -63,10 +65,14 @@ impl Program {
     }
 
     /// Runs the entry point `entry` on named inputs with the given weights, splitting steps
-    /// over the threads of `pool`.
+    /// over the threads of `pool`, with intermediate buffers in `arena` (laid out for these
+    /// bindings once, then reused).
     ///
     /// Inputs are checked as the interpreter checks them (every declared input exactly once,
-    /// with its dtype, rank and static dims; symbolic dims bound from their shapes).
+    /// with its dtype, rank and static dims; symbolic dims bound from their shapes), and read
+    /// in place. The outputs are fresh allocations, or reuse those of `spare` that have their
+    /// dtype and element count.
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
         entry: &str,
@@ -74,6 +80,8 @@ impl Program {
         inputs: &[(String, Tensor)],
         opts: &RunOptions,
         pool: &ThreadPool,
+        arena: &mut Arena,
+        spare: Vec<Data>,
     ) -> Result<Vec<(String, Tensor)>, RuntimeError> {
         let Some(index) = self.plan.functions.iter().position(|f| f.name == entry) else {
             return Err(RuntimeError::UnknownEntry {
@@ -96,7 +104,8 @@ impl Program {
                 (buf.name.as_str(), &buf.ty)
             })
             .collect();
-        let (bindings, args) = bind_declared(&declared, inputs, opts.max_elements)?;
+        let (bindings, args) = bind_declared_refs(&declared, inputs, opts.max_elements)?;
+        let layout = arena.layout(&self.plan, index, f, &bindings, opts)?;
         let exec = Exec {
             program: self,
             weights,
@@ -104,10 +113,20 @@ impl Program {
             opts,
             pool,
             threads: pool.num_threads(),
+            arena: arena.base(),
+            spare: RefCell::new(spare),
         };
-        let shapes = eval_buf_shapes(f, &bindings, opts)?;
-        let args = args.into_iter().map(Storage::Host).collect();
-        let outs = exec.run_function(f, &self.prepared[index], &shapes, args)?;
+        let main = &layout.main;
+        let args = args
+            .into_iter()
+            .zip(&f.inputs)
+            // SAFETY: the caller's inputs outlive the run, and no view escapes it (the outputs
+            // are owned tensors); nothing writes an input (`prepare` checks).
+            .map(|(t, &b)| Storage::View(unsafe { View::of_tensor(t, main.shapes[b as usize].clone()) }))
+            .collect();
+        // SAFETY: the arena holds `layout.bytes` bytes (`Arena::layout` grew it) and this run
+        // has it to itself (`&mut`).
+        let outs = unsafe { exec.run_function(f, &self.prepared[index], main, 0, args)? };
         Ok(f.outputs
             .iter()
             .zip(outs)
@@ -130,6 +149,10 @@ pub(super) struct Exec<'a> {
     pub pool: &'a ThreadPool,
     /// The pool's thread count, for deciding how finely to split a step.
     pub threads: usize,
+    /// The session's arena; every plan's region is at an offset from it.
+    pub arena: *mut u8,
+    /// Allocations the entry's outputs may reuse.
+    pub spare: RefCell<Vec<Data>>,
 }
 
 impl Exec<'_> {
@@ -144,15 +167,22 @@ impl Exec<'_> {
     }
 
     /// Runs a plan (an entry or a loop body) on argument values that have the types of its
-    /// inputs (the caller checked them); returns its outputs in order.
-    pub fn run_function(
+    /// inputs (the caller checked them), with its arena region at offset `base`; returns its
+    /// outputs in order (an output that is in the arena stays a view of it).
+    ///
+    /// # Safety
+    /// The arena is valid for `base + layout.peak` bytes and those of `layout`'s loops, and
+    /// nothing else uses this region meanwhile; `args` do not point into it.
+    pub unsafe fn run_function(
         &self,
         f: &FunctionPlan,
         pf: &PreparedFn,
-        shapes: &[Vec<usize>],
+        layout: &FnLayout,
+        base: usize,
         args: Vec<Storage>,
     ) -> Result<Vec<Storage>, RuntimeError> {
-        let mut table = BufferTable::new(f, shapes);
+        // SAFETY: the caller's contract.
+        let mut table = unsafe { BufferTable::new(f, layout, self.arena.add(base), &self.spare) };
         if args.len() != f.inputs.len() {
             return Err(plan_err(
                 f,
@@ -195,15 +225,30 @@ impl Exec<'_> {
             }
         }
         for (s, step) in f.steps.iter().enumerate() {
-            self.step(&mut table, step, pf.bodies[s].as_ref())?;
+            self.step(&mut table, step, pf.bodies[s].as_ref(), layout.loops[s].as_ref())?;
             for &b in &pf.dead_after[s] {
                 table.free(b);
             }
         }
-        f.outputs.iter().map(|&(_, b)| table.get(b).cloned()).collect()
+        // Outputs are moved out of their slots; a buffer returned twice is shared.
+        let mut outs: Vec<Storage> = Vec::with_capacity(f.outputs.len());
+        for (k, &(_, b)) in f.outputs.iter().enumerate() {
+            let s = match f.outputs[..k].iter().position(|&(_, e)| e == b) {
+                Some(first) => outs[first].clone(),
+                None => table.take(b)?,
+            };
+            outs.push(s);
+        }
+        Ok(outs)
     }
 
-    fn step(&self, table: &mut BufferTable, step: &Step, body: Option<&PreparedFn>) -> Result<(), RuntimeError> {
+    fn step(
+        &self,
+        table: &mut BufferTable,
+        step: &Step,
+        body: Option<&PreparedFn>,
+        body_layout: Option<&LoopLayout>,
+    ) -> Result<(), RuntimeError> {
         match step {
             Step::Kernel { kernel, bufs, dims } => self.kernel(table, *kernel, bufs, dims),
             Step::MatMul {
@@ -230,10 +275,12 @@ impl Exec<'_> {
                 Ok(())
             }
             Step::Loop { .. } => {
-                let body = body.ok_or_else(|| RuntimeError::Plan {
-                    message: "a loop step was not prepared".into(),
-                })?;
-                self.run_loop(table, step, body)
+                let (Some(body), Some(body_layout)) = (body, body_layout) else {
+                    return Err(RuntimeError::Plan {
+                        message: "a loop step was not prepared".into(),
+                    });
+                };
+                self.run_loop(table, step, body, body_layout)
             }
         }
     }

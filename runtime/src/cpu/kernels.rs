@@ -9,8 +9,12 @@ use super::jit::JitModule;
 use super::parallel::{SendPtr, chunk_count, parallel_for};
 use crate::error::RuntimeError;
 
-/// Statement executions per chunk below which a kernel's range is not split further.
-const MIN_WORK: u64 = 1 << 14;
+/// Statement executions (about a nanosecond each for simple vectorised statements) below which
+/// a kernel runs inline on the caller: waking a worker takes tens of microseconds.
+const MIN_PARALLEL_WORK: u64 = 1 << 17;
+
+/// Statement executions per piece below which a kernel's range is not split further.
+const MIN_PIECE_WORK: u64 = 1 << 15;
 
 /// The compiled kernels of a plan, callable from any thread.
 pub struct CompiledKernels {
@@ -95,15 +99,23 @@ impl Exec<'_> {
         if extent <= 0 {
             return Ok(());
         }
-        let chunks = chunk_count(self.threads, extent, body_work(&k.body, &dim), MIN_WORK);
+        let chunks = chunk_count(
+            self.threads,
+            extent,
+            body_work(&k.body, &dim),
+            MIN_PARALLEL_WORK,
+            MIN_PIECE_WORK,
+        );
         let ptrs: Vec<SendPtr<u8>> = ptrs.into_iter().map(SendPtr).collect();
         let kernels = self.kernels();
         parallel_for(self.pool, chunks, extent, &|lo, hi| {
             let bufs: Vec<*mut u8> = ptrs.iter().map(|p| p.0).collect();
             // SAFETY: every buffer holds its declared type evaluated with the run's bindings
-            // (the table's invariant), which is what the kernel was generated for; written
-            // buffers are owned by this table alone, and chunks write disjoint elements
-            // (parallel iterations are independent).
+            // (the table's invariant), which is what the kernel was generated for; a written
+            // buffer is this table's alone (an owned buffer, or its arena place, which no
+            // buffer live at this step overlaps except an input the kernel reads only at the
+            // element it writes: the memory plan's in-place rule), and chunks write disjoint
+            // elements (parallel iterations are independent).
             unsafe { kernels.call(kernel, &bufs, &dim_vals, lo, hi) }
         });
         Ok(())

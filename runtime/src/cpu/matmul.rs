@@ -107,16 +107,17 @@ impl Exec<'_> {
                 found: format!("f32{shape:?}"),
             });
         }
-        let (Some(xa), Some(xb)) = (sa.as_f32(), sb.as_f32()) else {
-            unreachable!("both operands hold f32");
-        };
         let (m, k, n) = (d.m, d.k, d.n);
         let sa_batch = batch_strides(&shape_a[..shape_a.len() - 2], &d.batch, m * k);
         let sb_batch = batch_strides(&shape_b[..shape_b.len() - 2], &d.batch, k * n);
         let sc_batch = batch_strides(&d.batch, &d.batch, m * n);
-        let raw = table.raw_mut(out);
-        let Some(o) = raw.as_f32_mut() else {
+        // SAFETY: `out` is neither operand (`prepare` checks), and the layout never overlaps
+        // buffers live at the same step; `o` is dropped before this step ends.
+        let Some(o) = (unsafe { table.f32_mut(out) }) else {
             unreachable!("the output buffer has the result's dtype, f32");
+        };
+        let (Some(xa), Some(xb)) = (sa.as_f32(), sb.as_f32()) else {
+            unreachable!("both operands hold f32");
         };
         if o.is_empty() || k == 0 {
             // Nothing to compute, or a sum over nothing: the zeroed buffer is the result.

@@ -14,17 +14,21 @@
 //! - `Step::Op` runs one Graph IR op through [`crate::interp::eval_op`];
 //! - `Step::Loop` runs its body plan once per iteration (the semantics of `mlc_ir::LoopOp`).
 //!
-//! Buffers hold shared host tensors (inputs, weights, constants, results of `Op` steps) or
-//! raw 64-byte aligned allocations (written by kernels and products), one per buffer, dropped
-//! after their last use; an arena laid out by `mlc_sched::memory` replaces those allocations.
-//! Every buffer always holds exactly its declared dtype and evaluated shape, which is what
-//! makes handing raw addresses to kernels sound.
+//! Buffers that kernels, `f32` products and loops write live in the session's [`Arena`]: one
+//! allocation, laid out by `mlc_sched::memory` (liveness, in-place reuse) once per set of dim
+//! bindings and reused by every run; loop bodies get two regions used by alternate iterations
+//! (see [`arena`]). Inputs are read in place from the caller's tensors; weights, constants and
+//! results of `Op` steps are shared host tensors; the entry's outputs are written into fresh
+//! allocations that become the returned tensors. Every buffer always holds exactly its declared
+//! dtype and evaluated shape, which is what makes handing raw addresses to kernels sound.
 //!
 //! One difference from the interpreter remains: an integer division or remainder by zero
 //! inside a generated kernel gives 0 instead of [`crate::RuntimeError::DivisionByZero`].
 
+pub mod aot;
 pub mod jit;
 
+pub mod arena;
 mod buffers;
 mod control;
 mod exec;
@@ -34,4 +38,5 @@ mod parallel;
 mod prepare;
 mod storage;
 
+pub use arena::Arena;
 pub use exec::{Program, default_threads};

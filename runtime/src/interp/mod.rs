@@ -169,6 +169,17 @@ pub(crate) fn bind_declared(
     inputs: &[(String, Tensor)],
     limit: usize,
 ) -> Result<(Bindings, Vec<Arc<Tensor>>), RuntimeError> {
+    let (bindings, args) = bind_declared_refs(declared, inputs, limit)?;
+    Ok((bindings, args.into_iter().map(|t| Arc::new(t.clone())).collect()))
+}
+
+/// [`bind_declared`] returning the caller's tensors instead of copies (the CPU executor reads
+/// its inputs in place).
+pub(crate) fn bind_declared_refs<'t>(
+    declared: &[(&str, &TensorType)],
+    inputs: &'t [(String, Tensor)],
+    limit: usize,
+) -> Result<(Bindings, Vec<&'t Tensor>), RuntimeError> {
     let expected_list = || {
         let parts: Vec<String> = declared.iter().map(|(n, t)| format!("{n}: {t}")).collect();
         parts.join(", ")
@@ -225,7 +236,7 @@ pub(crate) fn bind_declared(
                 }
             }
         }
-        args.push(Arc::new(t.clone()));
+        args.push(t);
     }
     // Compound dims (`B*T`, `N + 1`) are checked once every plain symbol is bound.
     for ((name, ty), t) in declared.iter().zip(&args) {

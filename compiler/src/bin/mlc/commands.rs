@@ -274,6 +274,14 @@ pub fn build(a: &BuildArgs) -> Result<(), CliError> {
     let c = compile(&a.model, None)?;
     let mut module = c.module;
     optimize(&mut module)?;
+    if a.emit == Emit::Obj {
+        crate::aot::emit_obj(&module, &a.model.file, a.out.as_deref())?;
+        return if a.stats {
+            print_stats(&module, &parse_bindings(&a.bind)?)
+        } else {
+            Ok(())
+        };
+    }
     let (text, ext) = match a.emit {
         Emit::Package => (mlc_runtime::package::to_text(&module), "mlcpkg"),
         Emit::Ir => (mlc_ir::print_module(&module), "mlir.txt"),
@@ -285,6 +293,7 @@ pub fn build(a: &BuildArgs) -> Result<(), CliError> {
                 .collect::<String>(),
             "dot",
         ),
+        Emit::Obj => unreachable!("written above"),
     };
     let out = a.out.clone().unwrap_or_else(|| default_out(&a.model.file, ext));
     fs::write(&out, text).map_err(|e| CliError::user(format!("error: cannot write {}: {e}", out.display())))?;

@@ -3,6 +3,7 @@
 //! Exit status: 0 on success, 1 for an error in the user's input (program, weights, inputs,
 //! files, flags), 2 for an internal error (a bug in mlc, panics included).
 
+mod aot;
 mod bench;
 mod commands;
 mod options;

@@ -101,6 +101,8 @@ pub enum Emit {
     Ir,
     /// Graphviz DOT of every entry point.
     Dot,
+    /// A native object file with the kernels (C ABI), plus `OUT.h` and `OUT.rt.c` next to it.
+    Obj,
 }
 
 #[derive(Args, Debug)]

@@ -1,6 +1,12 @@
-//! Scalar functions that Cranelift has no instruction for. Compiled kernels call them through
-//! symbols registered with the JIT, so their results are the interpreter's bit for bit (same
-//! Rust functions, same `f32` evaluation).
+//! Scalar functions that Cranelift has no instruction for. Compiled kernels call them as
+//! imported functions named by [`Libm::symbol`] (`mlc_rt_expf`, ...). The JIT binds those
+//! symbols to the Rust functions below, so its results are the interpreter's bit for bit (same
+//! Rust functions, same `f32` evaluation). An object file written by [`crate::cpu::aot`] leaves
+//! them to the linker, under names of its own (`PREFIX_rt_expf`, ...); [`Libm::c_definition`]
+//! is the C source of each, the same computation in C: the float functions call the C
+//! library's (`expf`, `tanhf`, ..., which Rust's `f32` methods also call on Linux), and `erf` is
+//! a transcription of the interpreter's double-precision series, so AOT code agrees with the
+//! JIT wherever the C library is the one Rust uses.
 
 use cranelift_codegen::ir::types::{F32, I64};
 use cranelift_codegen::ir::{AbiParam, Signature, Type};
@@ -8,7 +14,7 @@ use cranelift_codegen::isa::CallConv;
 
 /// A callout. The discriminant indexes the per-function `FuncRef` table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Libm {
+pub(crate) enum Libm {
     Exp,
     Log,
     Tanh,
@@ -22,7 +28,7 @@ pub(super) enum Libm {
 }
 
 impl Libm {
-    pub(super) const ALL: [Libm; 10] = [
+    pub(crate) const ALL: [Libm; 10] = [
         Libm::Exp,
         Libm::Log,
         Libm::Tanh,
@@ -35,19 +41,19 @@ impl Libm {
         Libm::IPow,
     ];
 
-    /// The JIT symbol name.
-    pub(super) fn symbol(self) -> &'static str {
+    /// The symbol kernels call (the JIT's registered name, an object file's import).
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
-            Libm::Exp => "mlc_jit_expf",
-            Libm::Log => "mlc_jit_logf",
-            Libm::Tanh => "mlc_jit_tanhf",
-            Libm::Sigmoid => "mlc_jit_sigmoidf",
-            Libm::Erf => "mlc_jit_erff",
-            Libm::Sin => "mlc_jit_sinf",
-            Libm::Cos => "mlc_jit_cosf",
-            Libm::Pow => "mlc_jit_powf",
-            Libm::Rem => "mlc_jit_remf",
-            Libm::IPow => "mlc_jit_ipow",
+            Libm::Exp => "mlc_rt_expf",
+            Libm::Log => "mlc_rt_logf",
+            Libm::Tanh => "mlc_rt_tanhf",
+            Libm::Sigmoid => "mlc_rt_sigmoidf",
+            Libm::Erf => "mlc_rt_erff",
+            Libm::Sin => "mlc_rt_sinf",
+            Libm::Cos => "mlc_rt_cosf",
+            Libm::Pow => "mlc_rt_powf",
+            Libm::Rem => "mlc_rt_remf",
+            Libm::IPow => "mlc_rt_ipow",
         }
     }
 
@@ -67,6 +73,33 @@ impl Libm {
         }
     }
 
+    /// The function's name without the `mlc_rt_` of [`Self::symbol`] (`expf`).
+    pub(crate) fn base_name(self) -> &'static str {
+        &self.symbol()["mlc_rt_".len()..]
+    }
+
+    /// A C definition of the function under the name `symbol` that computes what the Rust
+    /// function does (needs `<math.h>` and `<stdint.h>`).
+    pub(crate) fn c_definition(self, symbol: &str) -> String {
+        self.c_template().replace(self.symbol(), symbol)
+    }
+
+    /// The C definition, named [`Self::symbol`].
+    fn c_template(self) -> &'static str {
+        match self {
+            Libm::Exp => "float mlc_rt_expf(float x) { return expf(x); }",
+            Libm::Log => "float mlc_rt_logf(float x) { return logf(x); }",
+            Libm::Tanh => "float mlc_rt_tanhf(float x) { return tanhf(x); }",
+            Libm::Sigmoid => "float mlc_rt_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }",
+            Libm::Erf => ERF_C,
+            Libm::Sin => "float mlc_rt_sinf(float x) { return sinf(x); }",
+            Libm::Cos => "float mlc_rt_cosf(float x) { return cosf(x); }",
+            Libm::Pow => "float mlc_rt_powf(float a, float b) { return powf(a, b); }",
+            Libm::Rem => REM_C,
+            Libm::IPow => IPOW_C,
+        }
+    }
+
     /// The C signature of the function.
     pub(super) fn signature(self, call_conv: CallConv) -> Signature {
         let (params, ret): (&[Type], Type) = match self {
@@ -80,6 +113,54 @@ impl Libm {
         sig
     }
 }
+
+/// `crate::interp::erf` in C, operation for operation (no operation in it can be contracted into
+/// an `fma`, so `-ffp-contract` does not change its result), rounded to `float`.
+const ERF_C: &str = "\
+float mlc_rt_erff(float xf) {
+    double x = (double)xf, a, r;
+    if (x != x) return xf;
+    a = fabs(x);
+    if (a < 3.0) {
+        double x2 = a * a, term = a, sum = a, n = 0.0;
+        for (;;) {
+            double t;
+            n += 1.0;
+            term *= -x2 / n;
+            t = term / (2.0 * n + 1.0);
+            sum += t;
+            if (fabs(t) <= 1e-17 * fabs(sum)) break;
+        }
+        r = sum * 2.0 / sqrt(3.14159265358979323846);
+    } else if (a < 6.0) {
+        double t = a;
+        int n;
+        for (n = 60; n >= 1; n--) t = a + ((double)n / 2.0) / t;
+        r = 1.0 - exp(-a * a) / (sqrt(3.14159265358979323846) * t);
+    } else {
+        r = 1.0;
+    }
+    return (float)copysign(r, x);
+}";
+
+const REM_C: &str = "\
+float mlc_rt_remf(float a, float b) {
+    float r = fmodf(a, b);
+    if (r == 0.0f) return copysignf(0.0f, b);
+    if ((r < 0.0f) != (b < 0.0f)) return r + b;
+    return r;
+}";
+
+const IPOW_C: &str = "\
+int64_t mlc_rt_ipow(int64_t base, int64_t e) {
+    uint64_t b = (uint64_t)base, acc = 1, k;
+    if (e < 0) return 0;
+    for (k = (uint64_t)e; k > 0; k >>= 1) {
+        if (k & 1) acc *= b;
+        b *= b;
+    }
+    return (int64_t)acc;
+}";
 
 extern "C" fn expf(x: f32) -> f32 {
     x.exp()

@@ -27,22 +27,23 @@
 //!
 //! Loops marked `vectorize` run four `f32` lanes at a time when their body allows it (see
 //! `simd.rs`), with a scalar tail; their results are bit-identical to the scalar loop.
+//!
+//! The lowering itself (`lower.rs`, over `codegen.rs` and `simd.rs`) is generic over
+//! `cranelift_module::Module`: the JIT defines the kernels in a `cranelift_jit::JITModule`,
+//! [`crate::cpu::aot`] in a `cranelift_object::ObjectModule`, through the same code.
 
 mod codegen;
-mod libm;
+pub(crate) mod libm;
+pub(crate) mod lower;
 mod simd;
 
 use std::collections::HashMap;
 
-use cranelift_codegen::ir::types::I64;
-use cranelift_codegen::ir::{AbiParam, InstBuilder, UserFuncName};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::JITBuilder;
-use cranelift_module::{FuncId, Linkage, Module};
 use mlc_ir::KernelFn;
 
-use codegen::{Features, Gen};
 use libm::Libm;
+use lower::Lowerer;
 
 /// The machine signature of a compiled kernel.
 pub type KernelEntry = unsafe extern "C" fn(bufs: *const *mut u8, dims: *const i64, lo: i64, hi: i64);
@@ -110,65 +111,18 @@ impl JitModule {
 
     /// Compiles `kernels`; kernel `i` is called as `call(i, ...)`.
     pub fn compile_with(kernels: &[KernelFn], opts: &JitOptions) -> Result<JitModule, JitError> {
-        let backend = |kernel: &str, e: &dyn std::fmt::Display| JitError::Backend {
-            kernel: kernel.to_string(),
-            detail: e.to_string(),
-        };
-        let verifier = if cfg!(debug_assertions) { "true" } else { "false" };
-        let flags = [("opt_level", "speed"), ("enable_verifier", verifier)];
-        let mut jb =
-            JITBuilder::with_flags(&flags, cranelift_module::default_libcall_names()).map_err(|e| backend("", &e))?;
+        let mut jb = JITBuilder::with_flags(&lower::flags(false), cranelift_module::default_libcall_names())
+            .map_err(|e| lower::backend("", &e))?;
         for f in Libm::ALL {
             jb.symbol(f.symbol(), f.address());
         }
         let mut module = cranelift_jit::JITModule::new(jb);
-        let isa = module.isa();
-        let feat = Features {
-            fma: opts.fma && isa.has_native_fma(),
-            vectorize: opts.vectorize,
-            vector_round: isa.has_round(),
-        };
-        let call_conv = isa.default_call_conv();
-        let ptr = module.target_config().pointer_type();
-
-        let mut libm_ids: Vec<FuncId> = Vec::new();
-        for f in Libm::ALL {
-            let id = module
-                .declare_function(f.symbol(), Linkage::Import, &f.signature(call_conv))
-                .map_err(|e| backend("", &e))?;
-            libm_ids.push(id);
-        }
-
-        let mut sig = module.make_signature();
-        sig.params.extend([ptr, ptr, I64, I64].map(AbiParam::new));
-
-        let mut ctx = module.make_context();
-        let mut fctx = FunctionBuilderContext::new();
-        let mut declared = Vec::with_capacity(kernels.len());
-        for (n, k) in kernels.iter().enumerate() {
-            let id = module
-                .declare_anonymous_function(&sig)
-                .map_err(|e| backend(&k.name, &e))?;
-            ctx.func.signature = sig.clone();
-            ctx.func.name = UserFuncName::user(0, n as u32);
-            let libm = libm_ids
-                .iter()
-                .map(|&id| module.declare_func_in_func(id, &mut ctx.func))
-                .collect();
-            let vectorized =
-                build(k, &mut ctx.func, &mut fctx, libm, feat, module.target_config()).map_err(|detail| {
-                    JitError::Unsupported {
-                        kernel: k.name.clone(),
-                        detail,
-                    }
-                })?;
-            module
-                .define_function(id, &mut ctx)
-                .map_err(|e| backend(&k.name, &format!("{e:?}")))?;
-            module.clear_context(&mut ctx);
-            declared.push((id, vectorized));
-        }
-        module.finalize_definitions().map_err(|e| backend("", &e))?;
+        let mut lowerer = Lowerer::new(&mut module, opts, "mlc_rt_")?;
+        let declared = kernels
+            .iter()
+            .map(|k| lowerer.define(&mut module, k, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        module.finalize_definitions().map_err(|e| lower::backend("", &e))?;
 
         let mut compiled = Vec::with_capacity(kernels.len());
         let mut by_name = HashMap::new();
@@ -251,54 +205,4 @@ impl Drop for JitModule {
             unsafe { m.free_memory() };
         }
     }
-}
-
-/// Lowers one kernel into `func`. Returns the number of vectorized loops.
-fn build(
-    k: &KernelFn,
-    func: &mut cranelift_codegen::ir::Function,
-    fctx: &mut FunctionBuilderContext,
-    libm: Vec<cranelift_codegen::ir::FuncRef>,
-    feat: Features,
-    target: cranelift_codegen::isa::TargetFrontendConfig,
-) -> codegen::R<usize> {
-    let ptr = target.pointer_type();
-    let mut b = FunctionBuilder::new(func, fctx);
-    let entry = b.create_block();
-    b.append_block_params_for_function_params(entry);
-    b.switch_to_block(entry);
-    let [bufs_p, dims_p, lo, hi] = b.block_params(entry) else {
-        return Err("internal: entry parameters".into());
-    };
-    let (bufs_p, dims_p, lo, hi) = (*bufs_p, *dims_p, *lo, *hi);
-    let step = i32::from(ptr.bytes() as u8);
-    let bufs = (0..k.bufs.len())
-        .map(|j| b.ins().load(ptr, codegen::mem(), bufs_p, step * j as i32))
-        .collect();
-    let dims = (0..k.dims.len())
-        .map(|j| b.ins().load(I64, codegen::mem(), dims_p, 8 * j as i32))
-        .collect();
-    let mut g = Gen {
-        k,
-        b,
-        feat,
-        bufs,
-        dims,
-        ivars: HashMap::new(),
-        svars: HashMap::new(),
-        libm,
-        vectorized: 0,
-    };
-    let pvar = k.parallel.0;
-    g.counted_loop(lo, hi, 1, |g, p| {
-        g.scoped(|g| {
-            g.ivars.insert(pvar, p);
-            g.stmts(&k.body)
-        })
-    })?;
-    g.b.ins().return_(&[]);
-    g.b.seal_all_blocks();
-    let vectorized = g.vectorized;
-    g.b.finalize(target);
-    Ok(vectorized)
 }
