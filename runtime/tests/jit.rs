@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use mlc_ir::{Access, BinaryOp, DType, IExpr, KBuf, KStmt, KernelFn, Op, Scalar, UnaryOp, VExpr};
-use mlc_runtime::cpu::jit::{JitError, JitModule, JitOptions};
+use mlc_runtime::cpu::jit::{JitError, JitModule, JitOptions, JitTuning};
 
 // ---------------------------------------------------------------- building kernels
 
@@ -154,8 +154,22 @@ fn call(jit: &JitModule, i: usize, bufs: &mut [Buf], dims: &[i64], lo: i64, hi: 
     unsafe { jit.call(i, &ptrs, dims, lo, hi) }
 }
 
+/// Compiles with the exact tuning (libm `exp`, only marked loops vectorized, scalar
+/// reductions): what the tests below compare bit for bit.
 fn compile(k: &KernelFn, opts: JitOptions) -> JitModule {
-    JitModule::compile_with(std::slice::from_ref(k), &opts).unwrap_or_else(|e| panic!("{e}"))
+    compile_tuned(k, opts, exact())
+}
+
+fn compile_tuned(k: &KernelFn, opts: JitOptions, tuning: JitTuning) -> JitModule {
+    JitModule::compile_tuned(std::slice::from_ref(k), &opts, &tuning).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn exact() -> JitTuning {
+    JitTuning {
+        vectorize_reductions: false,
+        vectorize_unmarked: false,
+        poly_exp: false,
+    }
 }
 
 fn no_fma() -> JitOptions {
@@ -838,7 +852,7 @@ fn softmax_in_three_kernels() {
             )],
         )],
     );
-    let jit = JitModule::compile(&[kmax, kexp, knorm]).unwrap();
+    let jit = JitModule::compile_tuned(&[kmax, kexp, knorm], &JitOptions::default(), &exact()).unwrap();
     assert_eq!(jit.len(), 3);
     assert_eq!(jit.find("softmax_norm"), Some(2));
     assert_eq!(
@@ -1413,5 +1427,157 @@ fn callout_speed() {
             res[1].0 * 1e9 / n as f64,
             res[1].2
         );
+    }
+}
+
+fn acc_stmt(var: u32, init: f32) -> KStmt {
+    KStmt::Acc {
+        var,
+        dtype: DType::F32,
+        init: f(init),
+    }
+}
+
+fn assign(var: u32, value: VExpr) -> KStmt {
+    KStmt::Assign { var, value }
+}
+
+/// A row kernel with four reductions over the row (sum, sum of squares, max, min) whose results
+/// are stored after the loop: out[row*4 + k].
+fn reductions_kernel() -> KernelFn {
+    let x = |v: u32| ld(1, add(mul(iv(0), dim(0)), iv(v)));
+    let var = |v: u32| VExpr::Var(v);
+    kernel(
+        "reductions",
+        vec![wr("out", DType::F32), rd("x", DType::F32)],
+        &["L", "R"],
+        dim(1),
+        vec![
+            acc_stmt(10, 0.5),
+            acc_stmt(11, 0.0),
+            acc_stmt(12, f32::NEG_INFINITY),
+            acc_stmt(13, f32::INFINITY),
+            lp(
+                2,
+                dim(0),
+                false,
+                vec![
+                    KStmt::Let {
+                        var: 20,
+                        dtype: DType::F32,
+                        value: x(2),
+                    },
+                    assign(10, bin(BinaryOp::Add, var(10), var(20))),
+                    assign(11, bin(BinaryOp::Add, var(11), bin(BinaryOp::Mul, var(20), var(20)))),
+                    assign(12, bin(BinaryOp::Max, var(12), var(20))),
+                    assign(13, bin(BinaryOp::Min, x(2), var(13))),
+                ],
+            ),
+            store(0, add(mul(iv(0), c(4)), c(0)), var(10)),
+            store(0, add(mul(iv(0), c(4)), c(1)), var(11)),
+            store(0, add(mul(iv(0), c(4)), c(2)), var(12)),
+            store(0, add(mul(iv(0), c(4)), c(3)), var(13)),
+        ],
+    )
+}
+
+#[test]
+fn vectorized_reductions_agree_with_scalar() {
+    let k = reductions_kernel();
+    let vec_jit = compile_tuned(&k, JitOptions::default(), JitTuning::default());
+    let scalar_jit = compile(&k, JitOptions::default());
+    assert_eq!(vec_jit.vectorized_loops(0), 1);
+    assert_eq!(scalar_jit.vectorized_loops(0), 0);
+    for len in [1usize, 3, 4, 5, 7, 8, 1023] {
+        // Rows: plain values, with NaNs, with infinities, all NaN, with signed zeros.
+        let rows = 5;
+        let mut x = Vec::with_capacity(rows * len);
+        for r in 0..rows {
+            for i in 0..len {
+                let v = ((i * 7 + r * 13) % 17) as f32 * 0.37 - 3.1 + i as f32 * 1e-3;
+                x.push(match r {
+                    1 if i % 3 == 1 => f32::NAN,
+                    2 if i == len / 2 => f32::INFINITY,
+                    2 if i == len - 1 => f32::NEG_INFINITY,
+                    3 => f32::NAN,
+                    4 => 0.0,
+                    _ => v,
+                });
+            }
+        }
+        let run = |jit: &JitModule| {
+            let mut bufs = [Buf::F32(vec![0.0; rows * 4]), Buf::F32(x.clone())];
+            call(jit, 0, &mut bufs, &[len as i64, rows as i64], 0, rows as i64);
+            bufs[0].f32().to_vec()
+        };
+        let (got, want) = (run(&vec_jit), run(&scalar_jit));
+        for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+            let ok = if j % 4 < 2 {
+                same(*g, *w) || (g - w).abs() <= 1e-5 * w.abs().max(1.0)
+            } else {
+                same(*g, *w)
+            };
+            assert!(ok, "len {len}, row {}, reduction {}: got {g}, want {w}", j / 4, j % 4);
+        }
+    }
+}
+
+#[test]
+fn polynomial_exp_is_accurate() {
+    let mut xs: Vec<f32> = (-2_000_000..=2_000_000).map(|i| i as f32 * 5.5e-5).collect();
+    xs.extend([
+        0.0,
+        -0.0,
+        1e-30,
+        -1e-30,
+        88.72,
+        88.7228,
+        88.8,
+        89.0,
+        100.0,
+        -87.3,
+        -100.0,
+        -103.9,
+        -104.0,
+        -200.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        f32::MAX,
+        f32::MIN,
+    ]);
+    for vector in [false, true] {
+        let k = elementwise("exp", vec![rd("x", DType::F32), wr("y", DType::F32)], vector, |i| {
+            un(UnaryOp::Exp, ld(0, i))
+        });
+        let jit = compile_tuned(&k, JitOptions::default(), JitTuning::default());
+        let n = xs.len();
+        let mut bufs = [Buf::F32(xs.clone()), Buf::F32(vec![0.0; n])];
+        let hi = if vector { 1 } else { n as i64 };
+        call(&jit, 0, &mut bufs, &[n as i64], 0, hi);
+        let ys = bufs[1].f32().to_vec();
+        let mut worst = 0f64;
+        for (&x, &y) in xs.iter().zip(&ys) {
+            let want = f64::from(x).exp();
+            if x.is_nan() {
+                assert!(y.is_nan(), "exp({x}) = {y}");
+            } else if want > f64::from(f32::MAX) {
+                assert_eq!(y, f32::INFINITY, "exp({x})");
+            } else if want < f64::from(f32::MIN_POSITIVE) {
+                // Subnormal or zero: absolute error within one subnormal step or so.
+                assert!(
+                    (f64::from(y) - want).abs() <= 2.0 * 1.5e-45,
+                    "exp({x}) = {y}, want {want}"
+                );
+            } else {
+                let rel = (f64::from(y) - want).abs() / want;
+                worst = worst.max(rel);
+                assert!(
+                    rel <= 3e-7,
+                    "vector={vector}: exp({x}) = {y}, want {want} (rel {rel:e})"
+                );
+            }
+        }
+        eprintln!("vector={vector}: worst relative error of exp {worst:e}");
     }
 }

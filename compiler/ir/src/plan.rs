@@ -57,6 +57,24 @@ pub enum Step {
         b_transposed: bool,
         origin: Origin,
     },
+    /// Scaled dot-product attention without the score matrix:
+    /// `out = softmax(q @ k^T * scale + masks) @ v` with the semantics of
+    /// `std.attention.attention` (a query row whose keys are all hidden gives 0). `q` is
+    /// `[B, H, Tq, dh]`, `k` `[B, Hkv, Tk, dh]`, `v` `[B, Hkv, Tk, dv]` (`Hkv` divides `H`:
+    /// grouped-query heads), `out` `[B, H, Tq, dv]`, all `f32`. `causal`: query `i` sees keys
+    /// `j <= i + (Tk - Tq)`; `bool_mask` (true = may attend) and `additive_mask` (`f32`, added to
+    /// the scaled scores) broadcast to `[B, H, Tq, Tk]` (rank at most 4, size-1 axes broadcast).
+    Attention {
+        q: BufId,
+        k: BufId,
+        v: BufId,
+        out: BufId,
+        scale: f32,
+        causal: bool,
+        bool_mask: Option<BufId>,
+        additive_mask: Option<BufId>,
+        origin: Origin,
+    },
     /// One Graph IR op, run by the runtime's reference implementation of it.
     Op {
         op: Op,
@@ -161,6 +179,29 @@ fn print_function(p: &ModulePlan, f: &FunctionPlan, depth: usize, out: &mut Stri
             } => {
                 let t = if *b_transposed { "ᵀ" } else { "" };
                 let _ = writeln!(out, "{pad}  b{o} = matmul b{a}, b{b}{t}");
+            }
+            Step::Attention {
+                q,
+                k,
+                v,
+                out: o,
+                scale,
+                causal,
+                bool_mask,
+                additive_mask,
+                ..
+            } => {
+                let mut extra = format!("scale={scale:?}");
+                if *causal {
+                    extra.push_str(", causal");
+                }
+                if let Some(m) = bool_mask {
+                    let _ = write!(extra, ", mask=b{m}");
+                }
+                if let Some(m) = additive_mask {
+                    let _ = write!(extra, ", add=b{m}");
+                }
+                let _ = writeln!(out, "{pad}  b{o} = attention b{q}, b{k}, b{v} ({extra})");
             }
             Step::Op {
                 op, inputs, outputs, ..

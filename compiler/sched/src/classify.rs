@@ -4,6 +4,8 @@ use std::collections::{HashMap, HashSet};
 
 use mlc_ir::{BinaryOp, DType, Graph, NodeId, Op, Value};
 
+use crate::attention::AttnMatch;
+
 /// How the scheduler treats a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
@@ -100,11 +102,30 @@ fn reduces_trailing_axes(g: &Graph, n: NodeId) -> bool {
 }
 
 /// The values that get a buffer, decided in topological order.
-pub fn buffered_values(g: &Graph, order: &[NodeId], class: &HashMap<NodeId, Class>) -> HashSet<Value> {
+///
+/// The roots of recognised attentions (`attn`) read their step's operands (all buffered); the
+/// nodes they replace get no buffer and count no uses.
+pub fn buffered_values(
+    g: &Graph,
+    order: &[NodeId],
+    class: &HashMap<NodeId, Class>,
+    attn: &HashMap<NodeId, AttnMatch>,
+) -> HashSet<Value> {
+    let interior: HashSet<NodeId> = attn.values().flat_map(|a| a.interior.iter().copied()).collect();
     let mut uses: HashMap<Value, usize> = HashMap::new();
     // Operand slots of consumers that cannot take an inlined expression.
     let mut forced: HashSet<Value> = HashSet::new();
     for &n in order {
+        if interior.contains(&n) {
+            continue;
+        }
+        if let Some(a) = attn.get(&n) {
+            for v in a.operands() {
+                *uses.entry(v).or_default() += 1;
+                forced.insert(v);
+            }
+            continue;
+        }
         let ops = g.operands(n);
         for (slot, v) in ops.iter().enumerate() {
             *uses.entry(*v).or_default() += 1;
@@ -129,6 +150,9 @@ pub fn buffered_values(g: &Graph, order: &[NodeId], class: &HashMap<NodeId, Clas
     // Ops per element of each unbuffered value when inlined, to decide what to recompute.
     let mut cost: HashMap<NodeId, usize> = HashMap::new();
     for &n in order {
+        if interior.contains(&n) {
+            continue;
+        }
         let node = g.node(n);
         let inline_cost = 1 + g
             .operands(n)
@@ -169,6 +193,7 @@ pub fn buffered_values(g: &Graph, order: &[NodeId], class: &HashMap<NodeId, Clas
         }
         // The source of a transposed matmul operand is read in place, so it needs a buffer.
         if class[&n] == Class::MatMul
+            && !attn.contains_key(&n)
             && let Some(src) = transposed_source(g, g.operands(n)[1])
         {
             buffered.insert(src);

@@ -13,9 +13,13 @@
 //!   operand of one of those, or when several consumers use it (computing it once beats
 //!   recomputing it per consumer — except pure re-indexings of a buffer, which are free).
 //! - **Matrix products** become library calls; `x @ transpose(w)` reads `w` transposed in place.
+//! - **Attention** composed as `std.attention.attention` does (scores, masks, softmax, product
+//!   with the values) becomes one attention step that never builds the score matrix
+//!   (`attention.rs`); anything that does not match exactly keeps the generic path.
 //! - **Everything else** (gather, scatter, top-k, ... and f16/bf16 arithmetic) runs through the
 //!   runtime's reference implementation of the op, one step each, until it gets generated code.
 
+mod attention;
 mod classify;
 mod kernel_gen;
 pub mod memory;

@@ -53,6 +53,19 @@ pub fn step_access(plan: &ModulePlan, step: &Step) -> (Vec<BufId>, Vec<BufId>) {
             (reads, writes)
         }
         Step::MatMul { a, b, out, .. } => (vec![*a, *b], vec![*out]),
+        Step::Attention {
+            q,
+            k,
+            v,
+            out,
+            bool_mask,
+            additive_mask,
+            ..
+        } => {
+            let mut reads = vec![*q, *k, *v];
+            reads.extend(bool_mask.iter().chain(additive_mask));
+            (reads, vec![*out])
+        }
         Step::Op { inputs, outputs, .. } => (inputs.clone(), outputs.clone()),
         Step::Loop { operands, outputs, .. } => (operands.clone(), outputs.clone()),
     }

@@ -7,6 +7,7 @@ use mlc_ir::plan::{BufId, BufKind, FunctionPlan, ModulePlan, PlanBuf, Step};
 use mlc_ir::{DType, Graph, KernelFn, Module, NodeId, Op, Value};
 
 use crate::SchedError;
+use crate::attention::{AttnMatch, find_attention};
 use crate::classify::{Class, buffered_values, classify, transposed_source};
 use crate::kernel_gen::KernelBuilder;
 
@@ -33,11 +34,26 @@ impl Planner {
             function: name.to_string(),
             message,
         };
+        // Attention recognition may add nodes (combined masks): plan a copy of the graph.
+        let mut owned = g.clone();
+        let attn = find_attention(&mut owned);
+        let g = &owned;
         let order = g
             .topo_order()
             .map_err(|n| err(format!("cycle through node {}", n.index())))?;
+        // Nodes added for an attention's operands have no edge to it: plan them right before it.
+        let added: std::collections::HashSet<NodeId> = attn.values().flat_map(|a| a.added.iter().copied()).collect();
+        let order: Vec<NodeId> = order
+            .into_iter()
+            .filter(|n| !added.contains(n))
+            .flat_map(|n| {
+                let mut before = attn.get(&n).map(|a| a.added.clone()).unwrap_or_default();
+                before.push(n);
+                before
+            })
+            .collect();
         let class: HashMap<NodeId, Class> = order.iter().map(|&n| (n, classify(g, n))).collect();
-        let buffered = buffered_values(g, &order, &class);
+        let buffered = buffered_values(g, &order, &class, &attn);
 
         // Buffers, in topological order of their values (inputs first, in input order).
         let mut plan = FunctionPlan {
@@ -72,7 +88,7 @@ impl Planner {
 
         // One step per computed buffer that an output depends on: dead code never runs, as in
         // the interpreter (it could fail).
-        let live = live_nodes(g);
+        let live = live_nodes(g, &attn);
         for &n in &order {
             if !live.contains(&n) {
                 continue;
@@ -97,6 +113,20 @@ impl Planner {
                     let kb = KernelBuilder::new(g, &buffers, &dtypes, name);
                     let (k, args, dims) = kb.kernel(kname(), v0, buffers[&v0])?;
                     self.push_kernel(&mut plan, k, args, dims);
+                }
+                Class::MatMul if attn.contains_key(&n) => {
+                    let a = &attn[&n];
+                    plan.steps.push(Step::Attention {
+                        q: buffers[&a.q],
+                        k: buffers[&a.k],
+                        v: buffers[&a.v],
+                        out: buffers[&v0],
+                        scale: a.scale,
+                        causal: a.causal,
+                        bool_mask: a.bool_mask.map(|m| buffers[&m]),
+                        additive_mask: a.additive_mask.map(|m| buffers[&m]),
+                        origin: node.origin.clone(),
+                    });
                 }
                 Class::MatMul => {
                     let ops = g.operands(n);
@@ -196,13 +226,16 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
-/// The nodes the outputs depend on.
-fn live_nodes(g: &Graph) -> std::collections::HashSet<NodeId> {
+/// The nodes the outputs depend on (an attention root on its step's operands too).
+fn live_nodes(g: &Graph, attn: &HashMap<NodeId, AttnMatch>) -> std::collections::HashSet<NodeId> {
     let mut live = std::collections::HashSet::new();
     let mut stack: Vec<NodeId> = g.outputs.iter().map(|(_, v)| v.node).collect();
     while let Some(n) = stack.pop() {
         if live.insert(n) {
             stack.extend(g.operands(n).iter().map(|v| v.node));
+            if let Some(a) = attn.get(&n) {
+                stack.extend(a.operands().iter().map(|v| v.node));
+            }
         }
     }
     live

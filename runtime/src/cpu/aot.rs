@@ -429,18 +429,24 @@ struct Driver {
 impl Driver {
     /// The driver of `f`, or why there is none.
     fn new(plan: &ModulePlan, f: &FunctionPlan, kernels: &[AotKernel], symbol: &str) -> Result<Driver, String> {
-        let (mut matmuls, mut ops, mut loops) = (0, 0, 0);
+        let (mut matmuls, mut attentions, mut ops, mut loops) = (0, 0, 0, 0);
         for s in &f.steps {
             match s {
                 Step::Kernel { .. } => {}
                 Step::MatMul { .. } => matmuls += 1,
+                Step::Attention { .. } => attentions += 1,
                 Step::Op { .. } => ops += 1,
                 Step::Loop { .. } => loops += 1,
             }
         }
-        if matmuls + ops + loops > 0 {
+        if matmuls + attentions + ops + loops > 0 {
             let mut what = Vec::new();
-            for (n, s) in [(matmuls, "matrix product"), (ops, "reference op"), (loops, "loop")] {
+            for (n, s) in [
+                (matmuls, "matrix product"),
+                (attentions, "attention"),
+                (ops, "reference op"),
+                (loops, "loop"),
+            ] {
                 if n > 0 {
                     what.push(format!("{n} {s} step{}", if n == 1 { "" } else { "s" }));
                 }

@@ -285,6 +285,7 @@ fn arena_buffers(plan: &ModulePlan, f: &FunctionPlan, entry: bool) -> Vec<bool> 
                 let f32 = |x: u32| f.bufs.get(x as usize).is_some_and(|p| p.ty.dtype == DType::F32);
                 if f32(*a) && f32(*b) { vec![*out] } else { Vec::new() }
             }
+            Step::Attention { out, .. } => vec![*out],
             Step::Op { .. } => Vec::new(),
         };
         for b in writes {

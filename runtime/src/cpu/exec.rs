@@ -9,6 +9,7 @@ use mlc_ir::{Bindings, BufId, BufKind, FunctionPlan, ModulePlan, Origin, Step, T
 use mlc_kernels::ThreadPool;
 
 use super::arena::{Arena, FnLayout, LoopLayout};
+use super::attention::AttnBufs;
 use super::buffers::BufferTable;
 use super::kernels::CompiledKernels;
 use super::prepare::{PreparedFn, plan_err, prepare};
@@ -258,6 +259,27 @@ impl Exec<'_> {
                 b_transposed,
                 origin,
             } => self.matmul(table, (*a, *b, *out), *b_transposed, origin),
+            Step::Attention {
+                q,
+                k,
+                v,
+                out,
+                scale,
+                causal,
+                bool_mask,
+                additive_mask,
+                origin,
+            } => {
+                let bufs = AttnBufs {
+                    q: *q,
+                    k: *k,
+                    v: *v,
+                    out: *out,
+                    bool_mask: *bool_mask,
+                    additive_mask: *additive_mask,
+                };
+                self.attention(table, &bufs, *scale, *causal, origin)
+            }
             Step::Op {
                 op,
                 inputs,

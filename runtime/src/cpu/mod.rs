@@ -11,6 +11,8 @@
 //!   session's thread pool when there is enough work;
 //! - `Step::MatMul` runs `mlc_kernels::gemm_batched` for `f32` (broadcast batch axes as zero
 //!   strides, a transposed `B` read in place), the reference product for other dtypes;
+//! - `Step::Attention` runs `mlc_kernels::attention` (blocked online softmax, no score matrix)
+//!   on strided views of its buffers, masks broadcast with zero strides;
 //! - `Step::Op` runs one Graph IR op through [`crate::interp::eval_op`];
 //! - `Step::Loop` runs its body plan once per iteration (the semantics of `mlc_ir::LoopOp`).
 //!
@@ -29,6 +31,7 @@ pub mod aot;
 pub mod jit;
 
 pub mod arena;
+mod attention;
 mod buffers;
 mod control;
 mod exec;

@@ -35,6 +35,19 @@ pub fn step_bufs(step: &Step) -> (Vec<BufId>, Vec<BufId>) {
     match step {
         Step::Kernel { bufs, .. } => (bufs.clone(), Vec::new()),
         Step::MatMul { a, b, out, .. } => (vec![*a, *b], vec![*out]),
+        Step::Attention {
+            q,
+            k,
+            v,
+            out,
+            bool_mask,
+            additive_mask,
+            ..
+        } => {
+            let mut reads = vec![*q, *k, *v];
+            reads.extend(bool_mask.iter().chain(additive_mask));
+            (reads, vec![*out])
+        }
         Step::Op { inputs, outputs, .. } => (inputs.clone(), outputs.clone()),
         Step::Loop { operands, outputs, .. } => (operands.clone(), outputs.clone()),
     }
@@ -130,6 +143,18 @@ pub fn prepare(f: &FunctionPlan, kernels: &[KernelFn]) -> Result<PreparedFn, Run
                         f,
                         format!("step {s}: a matrix product writes one of its operands"),
                     ));
+                }
+            }
+            Step::Attention { out, .. } => {
+                let (reads, _) = step_bufs(step);
+                if reads.contains(out) {
+                    return Err(plan_err(
+                        f,
+                        format!("step {s}: an attention writes one of its operands"),
+                    ));
+                }
+                if f.bufs[*out as usize].ty.dtype != mlc_ir::DType::F32 {
+                    return Err(plan_err(f, format!("step {s}: an attention writes a non-f32 buffer")));
                 }
             }
             Step::Op { op, .. } => {

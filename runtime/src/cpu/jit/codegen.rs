@@ -27,6 +27,12 @@ pub(super) struct Features {
     pub vectorize: bool,
     /// Vector `floor`/`ceil`/`nearest` are native (SSE4.1 on x86-64).
     pub vector_round: bool,
+    /// Vectorize reduction loops (partial accumulators).
+    pub reductions: bool,
+    /// Vectorize qualifying loops not marked `vectorize`.
+    pub unmarked: bool,
+    /// `exp` as the inline polynomial of `vmath.rs`.
+    pub poly_exp: bool,
 }
 
 /// A scalar variable in scope.
@@ -194,8 +200,16 @@ impl Gen<'_, '_> {
                 body,
             } => {
                 let n = self.iexpr(extent)?;
-                if *vectorize && self.feat.vectorize && self.can_vectorize(*var, body) {
+                let vector = if *vectorize {
+                    self.feat.vectorize && self.can_vectorize(*var, body)
+                } else {
+                    self.feat.unmarked && self.can_vectorize(*var, body) && no_store_load_overlap(body)
+                };
+                if vector {
                     self.vector_loop(*var, n, body)?;
+                    self.vectorized += 1;
+                } else if let Some(accs) = self.reduction_accs(*var, body) {
+                    self.reduction_loop(*var, n, body, &accs)?;
                     self.vectorized += 1;
                 } else {
                     let zero = self.iconst(I64, 0);
@@ -499,6 +513,7 @@ impl Gen<'_, '_> {
                 let r = self.b.ins().select(lt, m1, x); // ±0 and NaN stay
                 self.b.ins().select(gt, one, r)
             }
+            (DType::F32, UnaryOp::Exp) if self.feat.poly_exp => self.poly_exp(x),
             (DType::F32, UnaryOp::Exp) => self.call(Libm::Exp, &[x]),
             (DType::F32, UnaryOp::Log) => self.call(Libm::Log, &[x]),
             (DType::F32, UnaryOp::Tanh) => self.call(Libm::Tanh, &[x]),
@@ -623,6 +638,42 @@ fn int_cc(op: BinaryOp) -> IntCC {
         BinaryOp::Gt => IntCC::SignedGreaterThan,
         _ => IntCC::SignedGreaterThanOrEqual,
     }
+}
+
+/// No buffer is both stored to and loaded from in `body` (so running its iterations four at a
+/// time cannot reorder a dependence).
+fn no_store_load_overlap(body: &[KStmt]) -> bool {
+    fn loads(e: &VExpr, out: &mut Vec<u32>) {
+        match e {
+            VExpr::Load { buf, .. } => out.push(*buf),
+            VExpr::Const(_) | VExpr::Var(_) | VExpr::Index(_) => {}
+            VExpr::Unary(_, x) | VExpr::Cast(_, x) => loads(x, out),
+            VExpr::Binary(_, a, b) => {
+                loads(a, out);
+                loads(b, out);
+            }
+            VExpr::Select(c, a, b) => {
+                loads(c, out);
+                loads(a, out);
+                loads(b, out);
+            }
+        }
+    }
+    let (mut stored, mut loaded) = (Vec::new(), Vec::new());
+    for s in body {
+        match s {
+            KStmt::Store { buf, value, .. } => {
+                if stored.contains(buf) {
+                    return false;
+                }
+                stored.push(*buf);
+                loads(value, &mut loaded);
+            }
+            KStmt::Let { value, .. } => loads(value, &mut loaded),
+            _ => return false,
+        }
+    }
+    !stored.iter().any(|b| loaded.contains(b))
 }
 
 fn expect_dtype(want: DType, got: DType, what: impl FnOnce() -> String) -> R<()> {

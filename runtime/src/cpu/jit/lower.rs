@@ -20,7 +20,7 @@ use mlc_ir::KernelFn;
 
 use super::codegen::{self, Features, Gen};
 use super::libm::Libm;
-use super::{JitError, JitOptions};
+use super::{JitError, JitOptions, JitTuning};
 
 /// The Cranelift flags every kernel is compiled with. `pic` asks for position-independent code
 /// (what an object file linked into a PIE executable or a shared library needs).
@@ -66,11 +66,24 @@ impl Lowerer {
     /// Declares the callouts in `module`, named `libm_prefix` + [`Libm::base_name`] (the JIT's
     /// `mlc_rt_`), and reads the target's features.
     pub(crate) fn new<M: Module>(module: &mut M, opts: &JitOptions, libm_prefix: &str) -> Result<Lowerer, JitError> {
+        Lowerer::new_tuned(module, opts, &JitTuning::default(), libm_prefix)
+    }
+
+    /// As [`Self::new`], with the further switches of `tuning`.
+    pub(crate) fn new_tuned<M: Module>(
+        module: &mut M,
+        opts: &JitOptions,
+        tuning: &JitTuning,
+        libm_prefix: &str,
+    ) -> Result<Lowerer, JitError> {
         let isa = module.isa();
         let feat = Features {
             fma: opts.fma && isa.has_native_fma(),
             vectorize: opts.vectorize,
             vector_round: isa.has_round(),
+            reductions: tuning.vectorize_reductions,
+            unmarked: tuning.vectorize_unmarked && opts.vectorize,
+            poly_exp: tuning.poly_exp,
         };
         let call_conv = isa.default_call_conv();
         let ptr = module.target_config().pointer_type();

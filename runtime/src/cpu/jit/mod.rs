@@ -36,6 +36,7 @@ mod codegen;
 pub(crate) mod libm;
 pub(crate) mod lower;
 mod simd;
+mod vmath;
 
 use std::collections::HashMap;
 
@@ -62,6 +63,32 @@ impl Default for JitOptions {
         JitOptions {
             fma: true,
             vectorize: true,
+        }
+    }
+}
+
+/// Further code-generation switches, kept apart from [`JitOptions`] so that struct literals of
+/// `JitOptions` elsewhere keep compiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JitTuning {
+    /// Run reduction loops (only `let`s and `acc = acc op e` with `op` in add/mul/max/min on
+    /// `f32` accumulators) four lanes at a time, with partial accumulators combined at the end.
+    /// Reorders float sums and products (max/min stay exact).
+    pub vectorize_reductions: bool,
+    /// Vectorize loops the scheduler did not mark `vectorize` when their body qualifies and no
+    /// buffer is both stored and loaded in the loop (requires [`JitOptions::vectorize`]).
+    pub vectorize_unmarked: bool,
+    /// `exp` as an inline polynomial (Cephes-style range reduction, max relative error about
+    /// 2 ulp) in scalar and vector code alike, instead of calling the interpreter's `expf`.
+    pub poly_exp: bool,
+}
+
+impl Default for JitTuning {
+    fn default() -> Self {
+        JitTuning {
+            vectorize_reductions: true,
+            vectorize_unmarked: true,
+            poly_exp: true,
         }
     }
 }
@@ -111,13 +138,18 @@ impl JitModule {
 
     /// Compiles `kernels`; kernel `i` is called as `call(i, ...)`.
     pub fn compile_with(kernels: &[KernelFn], opts: &JitOptions) -> Result<JitModule, JitError> {
+        JitModule::compile_tuned(kernels, opts, &JitTuning::default())
+    }
+
+    /// Compiles `kernels` with the further switches of `tuning`.
+    pub fn compile_tuned(kernels: &[KernelFn], opts: &JitOptions, tuning: &JitTuning) -> Result<JitModule, JitError> {
         let mut jb = JITBuilder::with_flags(&lower::flags(false), cranelift_module::default_libcall_names())
             .map_err(|e| lower::backend("", &e))?;
         for f in Libm::ALL {
             jb.symbol(f.symbol(), f.address());
         }
         let mut module = cranelift_jit::JITModule::new(jb);
-        let mut lowerer = Lowerer::new(&mut module, opts, "mlc_rt_")?;
+        let mut lowerer = Lowerer::new_tuned(&mut module, opts, tuning, "mlc_rt_")?;
         let declared = kernels
             .iter()
             .map(|k| lowerer.define(&mut module, k, None))

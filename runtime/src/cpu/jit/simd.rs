@@ -28,6 +28,8 @@ use cranelift_codegen::ir::types::{F32X4, I32, I32X4};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
 use mlc_ir::{BinaryOp, DType, IExpr, KStmt, UnaryOp, VExpr};
 
+use cranelift_frontend::Variable;
+
 use super::codegen::{FmaForm, Gen, R, SVar, float_cc, fma_pattern, mem};
 use super::libm::Libm;
 
@@ -432,6 +434,7 @@ impl Gen<'_, '_> {
                 let r = self.bitselect_f(lt, m1, x);
                 self.bitselect_f(gt, one, r)
             }
+            UnaryOp::Exp if self.feat.poly_exp => self.poly_exp(x),
             UnaryOp::Exp => self.lanewise(Libm::Exp, &[x]),
             UnaryOp::Log => self.lanewise(Libm::Log, &[x]),
             UnaryOp::Tanh => self.lanewise(Libm::Tanh, &[x]),
@@ -482,6 +485,173 @@ impl Gen<'_, '_> {
             BinaryOp::Pow => self.lanewise(Libm::Pow, &[a, b]),
             _ => return Err(format!("internal: {op:?} has no vector form")),
         }))
+    }
+}
+
+/// Whether `e` reads any of the variables `vs`.
+fn mentions(e: &VExpr, vs: &[u32]) -> bool {
+    match e {
+        VExpr::Var(v) => vs.contains(v),
+        VExpr::Load { .. } | VExpr::Const(_) | VExpr::Index(_) => false,
+        VExpr::Unary(_, x) | VExpr::Cast(_, x) => mentions(x, vs),
+        VExpr::Binary(_, a, b) => mentions(a, vs) || mentions(b, vs),
+        VExpr::Select(c, a, b) => mentions(c, vs) || mentions(a, vs) || mentions(b, vs),
+    }
+}
+
+/// The operand of `acc = acc op e` (or `e op acc`) other than the accumulator `acc`.
+fn reduction_operand(acc: u32, value: &VExpr) -> Option<(BinaryOp, &VExpr)> {
+    let VExpr::Binary(op, a, b) = value else {
+        return None;
+    };
+    if !matches!(op, BinaryOp::Add | BinaryOp::Mul | BinaryOp::Max | BinaryOp::Min) {
+        return None;
+    }
+    match (&**a, &**b) {
+        (VExpr::Var(v), e) if *v == acc => Some((*op, e)),
+        (e, VExpr::Var(v)) if *v == acc => Some((*op, e)),
+        _ => None,
+    }
+}
+
+impl Gen<'_, '_> {
+    /// If loop `var` is a reduction that can run four lanes at a time: its body is only `let`s
+    /// (vectorizable, as in [`Self::can_vectorize`]) and assignments `acc = acc op e` to `f32`
+    /// accumulators declared outside the loop, each assigned once, `op` in add/mul/max/min, no
+    /// accumulator read anywhere else in the body. Returns the accumulators and their ops.
+    pub(super) fn reduction_accs(&self, var: u32, body: &[KStmt]) -> Option<Vec<(u32, BinaryOp)>> {
+        if !self.feat.reductions {
+            return None;
+        }
+        let mut accs: Vec<(u32, BinaryOp)> = Vec::new();
+        for s in body {
+            if let KStmt::Assign { var: a, value } = s {
+                if !matches!(self.svars.get(a), Some(SVar::Acc(_, DType::F32))) || accs.iter().any(|(x, _)| x == a) {
+                    return None;
+                }
+                let (op, _) = reduction_operand(*a, value)?;
+                accs.push((*a, op));
+            }
+        }
+        if accs.is_empty() {
+            return None;
+        }
+        let ids: Vec<u32> = accs.iter().map(|(a, _)| *a).collect();
+        let mut locals: HashMap<u32, Class> = HashMap::new();
+        for s in body {
+            match s {
+                KStmt::Let { var: v, dtype, value } => {
+                    if ids.contains(v) || mentions(value, &ids) {
+                        return None;
+                    }
+                    let ok = match self.classify(var, &locals, value)? {
+                        Class::Uniform(d) => d == *dtype,
+                        Class::F32x4 => *dtype == DType::F32,
+                        Class::Mask => *dtype == DType::Bool,
+                    };
+                    if !ok {
+                        return None;
+                    }
+                    let c = self.classify(var, &locals, value)?;
+                    locals.insert(*v, c);
+                }
+                KStmt::Assign { var: a, value } => {
+                    let (_, e) = reduction_operand(*a, value)?;
+                    if mentions(e, &ids) || !self.classify(var, &locals, e).is_some_and(is_f32) {
+                        return None;
+                    }
+                }
+                _ => return None,
+            }
+        }
+        Some(accs)
+    }
+
+    /// The identity of a reduction op: `max`/`min` ignore NaN, so NaN is theirs.
+    fn identity(op: BinaryOp) -> f32 {
+        match op {
+            BinaryOp::Add => -0.0,
+            BinaryOp::Mul => 1.0,
+            _ => f32::NAN,
+        }
+    }
+
+    fn reduce_op(&mut self, op: BinaryOp, a: Value, b: Value) -> Value {
+        match op {
+            BinaryOp::Add => self.b.ins().fadd(a, b),
+            BinaryOp::Mul => self.b.ins().fmul(a, b),
+            BinaryOp::Max => self.nan_ignoring_minmax(true, a, b),
+            _ => self.nan_ignoring_minmax(false, a, b),
+        }
+    }
+
+    /// Emits reduction loop `var` over `0..n` (checked by [`Self::reduction_accs`]): `F32X4`
+    /// partial accumulators from the identity, four iterations at a time, the lanes combined
+    /// pairwise into the accumulator afterwards, then the scalar body for the tail.
+    pub(super) fn reduction_loop(&mut self, var: u32, n: Value, body: &[KStmt], accs: &[(u32, BinaryOp)]) -> R<()> {
+        let mut parts: HashMap<u32, (Variable, BinaryOp)> = HashMap::new();
+        for &(a, op) in accs {
+            let p = self.b.declare_var(F32X4);
+            let id = self.fconst(Self::identity(op));
+            let id = self.b.ins().splat(F32X4, id);
+            self.b.def_var(p, id);
+            parts.insert(a, (p, op));
+        }
+        let zero = self.iconst(cranelift_codegen::ir::types::I64, 0);
+        let bound = self.b.ins().iadd_imm_s(n, -(LANES - 1));
+        let rest = self.counted_loop(zero, bound, LANES, |g, i| {
+            g.scoped(|g| {
+                g.ivars.insert(var, i);
+                let mut locals: HashMap<u32, VVal> = HashMap::new();
+                for s in body {
+                    match s {
+                        KStmt::Assign { var: a, value } => {
+                            let (p, op) = parts[a];
+                            let (_, e) = reduction_operand(*a, value).ok_or("internal: not a reduction")?;
+                            let acc = g.b.use_var(p);
+                            let next = match e {
+                                VExpr::Binary(BinaryOp::Mul, x, y) if op == BinaryOp::Add && g.feat.fma => {
+                                    // As the scalar code fuses `acc + x*y`.
+                                    let vx = g.vexpr_v(var, &locals, x)?;
+                                    let vy = g.vexpr_v(var, &locals, y)?;
+                                    let (x, y) = (g.lanes_f32(vx)?, g.lanes_f32(vy)?);
+                                    g.b.ins().fma(x, y, acc)
+                                }
+                                _ => {
+                                    let ve = g.vexpr_v(var, &locals, e)?;
+                                    let x = g.lanes_f32(ve)?;
+                                    g.reduce_op(op, acc, x)
+                                }
+                            };
+                            g.b.def_var(p, next);
+                        }
+                        _ => g.vstmt(var, &mut locals, s)?,
+                    }
+                }
+                Ok(())
+            })
+        })?;
+        for &(a, op) in accs {
+            let (p, _) = parts[&a];
+            let Some(&SVar::Acc(x, _)) = self.svars.get(&a) else {
+                return Err(format!("internal: v{a} is not an accumulator"));
+            };
+            let v = self.b.use_var(p);
+            let l: Vec<Value> = (0..LANES as u8).map(|k| self.b.ins().extractlane(v, k)).collect();
+            let h01 = self.reduce_op(op, l[0], l[1]);
+            let h23 = self.reduce_op(op, l[2], l[3]);
+            let h = self.reduce_op(op, h01, h23);
+            let a0 = self.b.use_var(x);
+            let r = self.reduce_op(op, a0, h);
+            self.b.def_var(x, r);
+        }
+        self.counted_loop(rest, n, 1, |g, i| {
+            g.scoped(|g| {
+                g.ivars.insert(var, i);
+                g.stmts(body)
+            })
+        })?;
+        Ok(())
     }
 }
 
