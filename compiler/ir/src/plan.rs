@@ -99,6 +99,47 @@ pub enum Step {
     },
 }
 
+impl Step {
+    /// The buffers the step reads and the buffers it writes. A kernel's buffers are split by the
+    /// access its Kernel IR declares (`kernels` is the module plan's kernel table); when the
+    /// kernel is not in `kernels` (an empty table, or a malformed plan) all of them count as
+    /// read.
+    pub fn reads_writes(&self, kernels: &[KernelFn]) -> (Vec<BufId>, Vec<BufId>) {
+        match self {
+            Step::Kernel { kernel, bufs, .. } => match kernels.get(*kernel as usize) {
+                Some(k) if k.bufs.len() == bufs.len() => {
+                    let (mut reads, mut writes) = (Vec::new(), Vec::new());
+                    for (b, kb) in bufs.iter().zip(&k.bufs) {
+                        if kb.access == crate::kernel::Access::Write {
+                            writes.push(*b)
+                        } else {
+                            reads.push(*b)
+                        }
+                    }
+                    (reads, writes)
+                }
+                _ => (bufs.clone(), Vec::new()),
+            },
+            Step::MatMul { a, b, out, .. } => (vec![*a, *b], vec![*out]),
+            Step::Attention {
+                q,
+                k,
+                v,
+                out,
+                bool_mask,
+                additive_mask,
+                ..
+            } => {
+                let mut reads = vec![*q, *k, *v];
+                reads.extend(bool_mask.iter().chain(additive_mask));
+                (reads, vec![*out])
+            }
+            Step::Op { inputs, outputs, .. } => (inputs.clone(), outputs.clone()),
+            Step::Loop { operands, outputs, .. } => (operands.clone(), outputs.clone()),
+        }
+    }
+}
+
 /// The plan of one entry point (or loop body).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct FunctionPlan {

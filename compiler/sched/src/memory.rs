@@ -6,7 +6,7 @@
 //! `mlc build --stats` calls it with example bindings.
 
 use mlc_ir::plan::{BufId, BufKind, FunctionPlan, ModulePlan, Step};
-use mlc_ir::{Access, IExpr, KStmt, KernelFn, VExpr};
+use mlc_ir::{IExpr, KStmt, KernelFn, VExpr};
 
 /// Arena offsets are multiples of this (a cache line, and enough for any SIMD load).
 pub const ALIGN: usize = 64;
@@ -35,40 +35,7 @@ pub struct ArenaLayout {
 
 /// Which buffers a step reads and writes.
 pub fn step_access(plan: &ModulePlan, step: &Step) -> (Vec<BufId>, Vec<BufId>) {
-    match step {
-        Step::Kernel { kernel, bufs, .. } => {
-            let k = &plan.kernels[*kernel as usize];
-            let reads = bufs
-                .iter()
-                .zip(&k.bufs)
-                .filter(|(_, kb)| kb.access == Access::Read)
-                .map(|(b, _)| *b)
-                .collect();
-            let writes = bufs
-                .iter()
-                .zip(&k.bufs)
-                .filter(|(_, kb)| kb.access == Access::Write)
-                .map(|(b, _)| *b)
-                .collect();
-            (reads, writes)
-        }
-        Step::MatMul { a, b, out, .. } => (vec![*a, *b], vec![*out]),
-        Step::Attention {
-            q,
-            k,
-            v,
-            out,
-            bool_mask,
-            additive_mask,
-            ..
-        } => {
-            let mut reads = vec![*q, *k, *v];
-            reads.extend(bool_mask.iter().chain(additive_mask));
-            (reads, vec![*out])
-        }
-        Step::Op { inputs, outputs, .. } => (inputs.clone(), outputs.clone()),
-        Step::Loop { operands, outputs, .. } => (operands.clone(), outputs.clone()),
-    }
+    step.reads_writes(&plan.kernels)
 }
 
 /// The lifetime of every temporary buffer (`None` for the others and for temporaries no step

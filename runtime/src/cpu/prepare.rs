@@ -30,27 +30,11 @@ pub fn plan_err(f: &FunctionPlan, message: impl std::fmt::Display) -> RuntimeErr
     }
 }
 
-/// The buffers a step reads and writes.
+/// The buffers a step mentions, as (read, written); every buffer of a kernel counts as read
+/// here (the kernel's own declarations are checked separately, against a kernel that may not
+/// exist in a malformed plan).
 pub fn step_bufs(step: &Step) -> (Vec<BufId>, Vec<BufId>) {
-    match step {
-        Step::Kernel { bufs, .. } => (bufs.clone(), Vec::new()),
-        Step::MatMul { a, b, out, .. } => (vec![*a, *b], vec![*out]),
-        Step::Attention {
-            q,
-            k,
-            v,
-            out,
-            bool_mask,
-            additive_mask,
-            ..
-        } => {
-            let mut reads = vec![*q, *k, *v];
-            reads.extend(bool_mask.iter().chain(additive_mask));
-            (reads, vec![*out])
-        }
-        Step::Op { inputs, outputs, .. } => (inputs.clone(), outputs.clone()),
-        Step::Loop { operands, outputs, .. } => (operands.clone(), outputs.clone()),
-    }
+    step.reads_writes(&[])
 }
 
 /// Checks `f` against the module's kernels and precomputes its constants and buffer lifetimes.

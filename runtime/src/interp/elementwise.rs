@@ -82,7 +82,7 @@ fn rem_f32(a: f32, b: f32) -> f32 {
 }
 
 /// Wrapping integer power by squaring (`e >= 0`).
-fn ipow(mut base: i64, mut e: u64) -> i64 {
+pub(crate) fn ipow(mut base: i64, mut e: u64) -> i64 {
     let mut acc: i64 = 1;
     while e > 0 {
         if e & 1 == 1 {

@@ -20,7 +20,7 @@
 //!   error naming the op instead of computing garbage. The interpreter never panics.
 
 mod control;
-mod elementwise;
+pub(crate) mod elementwise;
 mod index;
 mod layout;
 mod math;

@@ -209,17 +209,8 @@ extern "C" fn remf(a: f32, b: f32) -> f32 {
 /// Wrapping integer power by squaring. A negative exponent (an error in the interpreter) gives 0:
 /// a kernel cannot report errors.
 extern "C" fn ipow(base: i64, e: i64) -> i64 {
-    let Ok(mut e) = u64::try_from(e) else {
-        return 0;
-    };
-    let mut base = base;
-    let mut acc: i64 = 1;
-    while e > 0 {
-        if e & 1 == 1 {
-            acc = acc.wrapping_mul(base);
-        }
-        base = base.wrapping_mul(base);
-        e >>= 1;
+    match u64::try_from(e) {
+        Ok(e) => crate::interp::elementwise::ipow(base, e),
+        Err(_) => 0,
     }
-    acc
 }
