@@ -146,14 +146,7 @@ impl Planner {
                 }
                 Class::Opaque => {
                     let inputs = g.operands(n).iter().map(|v| buffers[v]).collect();
-                    let outputs = (0..node.outputs.len())
-                        .map(|i| {
-                            buffers[&Value {
-                                node: n,
-                                index: i as u32,
-                            }]
-                        })
-                        .collect();
+                    let outputs = result_bufs(&buffers, n, node.outputs.len());
                     plan.steps.push(Step::Op {
                         op: node.op.clone(),
                         inputs,
@@ -167,14 +160,7 @@ impl Planner {
                     };
                     let body = self.plan_graph(&format!("{name}_loop{}", n.index()), &l.body)?;
                     let operands = g.operands(n).iter().map(|v| buffers[v]).collect();
-                    let outputs = (0..node.outputs.len())
-                        .map(|i| {
-                            buffers[&Value {
-                                node: n,
-                                index: i as u32,
-                            }]
-                        })
-                        .collect();
+                    let outputs = result_bufs(&buffers, n, node.outputs.len());
                     plan.steps.push(Step::Loop {
                         trips: l.trips.clone(),
                         max_trips: l.max_trips,
@@ -239,4 +225,16 @@ fn live_nodes(g: &Graph, attn: &HashMap<NodeId, AttnMatch>) -> std::collections:
         }
     }
     live
+}
+
+/// The buffers of a node's results, in order.
+fn result_bufs(buffers: &HashMap<Value, BufId>, n: NodeId, count: usize) -> Vec<BufId> {
+    (0..count)
+        .map(|i| {
+            buffers[&Value {
+                node: n,
+                index: i as u32,
+            }]
+        })
+        .collect()
 }
