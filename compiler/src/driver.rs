@@ -42,6 +42,26 @@ pub fn compile_source(name: &str, text: &str, opts: &LowerOptions) -> Result<Com
     finish(program, opts)
 }
 
+/// Runs the standard pass pipeline (canonicalize, const-fold, cse, dce) over a lowered module
+/// and verifies the result: what `mlc build` and `mlc run` do before planning.
+pub fn optimize(module: &mut Module) -> Result<(), CompileError> {
+    mlc_ir::passes::run_pipeline(module, None, |_, _| {}).map_err(|e| CompileError::Internal(e.to_string()))?;
+    mlc_ir::verify_module(module).map_err(|errs| {
+        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        CompileError::Internal(format!(
+            "the graph does not verify after the pass pipeline:\n{}",
+            msgs.join("\n")
+        ))
+    })
+}
+
+/// [`compile_source`], then [`optimize`]: the module a runtime `Model` is built from.
+pub fn compile_source_optimized(name: &str, text: &str, opts: &LowerOptions) -> Result<Module, CompileError> {
+    let mut module = compile_source(name, text, opts)?.module;
+    optimize(&mut module)?;
+    Ok(module)
+}
+
 fn finish(program: Program, opts: &LowerOptions) -> Result<Compiled, CompileError> {
     let module = lower_program(&program, opts).map_err(|diags| program_error(&program.sources, &diags))?;
     if let Err(errs) = mlc_ir::verify_module(&module) {

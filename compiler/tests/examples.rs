@@ -32,6 +32,16 @@ fn example_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// The hyperparameter overrides of the example's `[set]` table (the configuration its
+/// snapshots and runs use).
+fn example_options(dir: &Path) -> LowerOptions {
+    let ex = Example::load(dir).unwrap_or_else(|e| panic!("{e}"));
+    LowerOptions {
+        overrides: ex.set.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+        entries: vec![],
+    }
+}
+
 fn name_of(dir: &Path) -> String {
     dir.file_name().expect("folder name").to_string_lossy().into_owned()
 }
@@ -61,7 +71,7 @@ fn check_stage(example: &str, stage: &str, m: &Module) {
 fn every_example_verifies_round_trips_and_matches_its_snapshots() {
     for dir in example_dirs() {
         let name = name_of(&dir);
-        let c = compile_file(&dir.join("model.dsl"), &LowerOptions::default())
+        let c = compile_file(&dir.join("model.dsl"), &example_options(&dir))
             .unwrap_or_else(|e| panic!("example {name} does not compile:\n{e}"));
         let mut m = c.module;
         check_stage(&name, "lower", &m);
@@ -77,10 +87,10 @@ fn every_example_verifies_round_trips_and_matches_its_snapshots() {
 #[test]
 fn dumps_are_deterministic() {
     for dir in example_dirs() {
-        let once = compile_file(&dir.join("model.dsl"), &LowerOptions::default())
+        let once = compile_file(&dir.join("model.dsl"), &example_options(&dir))
             .expect("compiles")
             .module;
-        let twice = compile_file(&dir.join("model.dsl"), &LowerOptions::default())
+        let twice = compile_file(&dir.join("model.dsl"), &example_options(&dir))
             .expect("compiles")
             .module;
         assert_eq!(
@@ -97,16 +107,9 @@ fn every_example_entry_runs_in_the_interpreter_and_on_the_cpu_backend_alike() {
     for dir in example_dirs() {
         let name = name_of(&dir);
         let ex = Example::load(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let set: Vec<(String, String)> = ex.set.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
-        let mut m = compile_file(
-            &ex.model_path(),
-            &LowerOptions {
-                overrides: set,
-                entries: vec![],
-            },
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-        .module;
+        let mut m = compile_file(&ex.model_path(), &example_options(&dir))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .module;
         passes::run_pipeline(&mut m, None, |_, _| {}).expect("pipeline");
         assert!(
             m.function(&ex.entry).is_some(),
@@ -176,7 +179,7 @@ fn every_example_plan_has_a_sound_compact_arena() {
     for dir in example_dirs() {
         let name = name_of(&dir);
         let ex = Example::load(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let mut m = compile_file(&ex.model_path(), &LowerOptions::default())
+        let mut m = compile_file(&ex.model_path(), &example_options(&dir))
             .expect("compiles")
             .module;
         passes::run_pipeline(&mut m, None, |_, _| {}).expect("pipeline");

@@ -1286,7 +1286,7 @@ fn repo() -> PathBuf {
 #[test]
 fn every_std_module_compiles() {
     let files = dsl_files(&repo().join("dsl/std"));
-    assert_eq!(files.len(), 3);
+    assert_eq!(files.len(), 4);
     for f in files {
         if let Err(e) = compile_file(&f, &LowerOptions::default()) {
             panic!("{} does not compile:\n{e}", f.display());
@@ -1339,4 +1339,84 @@ fn every_example_compiles_and_runs() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- std.llama
+
+/// The three attention paths of `LlamaLayer` agree: the whole sequence at once (`attn_block`),
+/// a prefix then the rest after its cached keys/values (`attn_past`), and a preallocated cache
+/// written at `start` (`attn_step`). Grouped-query heads (4 query, 2 key/value).
+#[test]
+fn llama_layer_cached_paths_equal_the_whole_sequence() {
+    let m = compile(
+        "import std.llama.{LlamaLayer}
+model M() {
+  layer = LlamaLayer(16, 4, 2, 24, 100.0, 1e-5)
+  entry whole(x: f32[1, T, 16]) {
+    let (h, k, v) = layer.attn_block(x, arange(T))
+    return out = layer.ffn_block(h), k = k, v = v
+  }
+  entry past(x: f32[1, T, 16], pk: f32[1, 2, P, 4], pv: f32[1, 2, P, 4]) {
+    let (h, k, v) = layer.attn_past(x, pk, pv)
+    return out = layer.ffn_block(h), k = k, v = v
+  }
+  entry cached(x: f32[1, T, 16], kc: f32[1, 2, S, 4], vc: f32[1, 2, S, 4], start: i64[]) {
+    let (h, k, v) = layer.attn_step(x, kc, vc, start)
+    return out = layer.ffn_block(h), k = k, v = v
+  }
+}",
+    );
+    let (t_all, p, s) = (7, 4, 9);
+    let weights: Vec<(String, Tensor)> = init_weights(&m, 3);
+    let w = || weights.iter().map(|(n, t)| (n.as_str(), t.clone())).collect::<Vec<_>>();
+    let x = data(t_all * 16, 11);
+    let whole = run(&m, "whole", w(), vec![("x", t(&[1, t_all, 16], x.clone()))]);
+    let (out, k, v) = (f32s(&whole, "out"), f32s(&whole, "k"), f32s(&whole, "v"));
+    // k, v [1, 2, T, 4]: the first p positions of each head.
+    let head_prefix = |a: &[f32], from: usize, to: usize| -> Vec<f32> {
+        (0..2)
+            .flat_map(|h| a[(h * t_all + from) * 4..(h * t_all + to) * 4].to_vec())
+            .collect()
+    };
+    let rest = run(
+        &m,
+        "past",
+        w(),
+        vec![
+            ("x", t(&[1, t_all - p, 16], x[p * 16..].to_vec())),
+            ("pk", t(&[1, 2, p, 4], head_prefix(&k, 0, p))),
+            ("pv", t(&[1, 2, p, 4], head_prefix(&v, 0, p))),
+        ],
+    );
+    assert_close("attn_past output", &f32s(&rest, "out"), &wide(&out[p * 16..]), TOL);
+    assert_close(
+        "attn_past new keys",
+        &f32s(&rest, "k"),
+        &wide(&head_prefix(&k, p, t_all)),
+        TOL,
+    );
+    // The preallocated cache holds the prefix, then garbage that the mask must hide.
+    let mut kc = data(2 * s * 4, 5);
+    let mut vc = data(2 * s * 4, 6);
+    for h in 0..2 {
+        kc[h * s * 4..(h * s + p) * 4].copy_from_slice(&k[h * t_all * 4..(h * t_all + p) * 4]);
+        vc[h * s * 4..(h * s + p) * 4].copy_from_slice(&v[h * t_all * 4..(h * t_all + p) * 4]);
+    }
+    let step = run(
+        &m,
+        "cached",
+        w(),
+        vec![
+            ("x", t(&[1, t_all - p, 16], x[p * 16..].to_vec())),
+            ("kc", t(&[1, 2, s, 4], kc)),
+            ("vc", t(&[1, 2, s, 4], vc)),
+            ("start", Tensor::from_i64(&[], vec![p as i64])),
+        ],
+    );
+    assert_close("attn_step output", &f32s(&step, "out"), &wide(&out[p * 16..]), TOL);
+    let cache_k = f32s(&step, "k");
+    let written: Vec<f32> = (0..2)
+        .flat_map(|h| cache_k[h * s * 4..(h * s + t_all) * 4].to_vec())
+        .collect();
+    assert_close("attn_step cache", &written, &wide(&k), TOL);
 }

@@ -19,6 +19,7 @@ pub const STD_MODULES: &[(&str, &str)] = &[
     ("math", include_str!("../std/math.dsl")),
     ("nn", include_str!("../std/nn.dsl")),
     ("attention", include_str!("../std/attention.dsl")),
+    ("llama", include_str!("../std/llama.dsl")),
 ];
 
 /// Where a top-level item is defined: `program.file(file).items[index]`.

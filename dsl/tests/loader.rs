@@ -135,7 +135,7 @@ fn standard_library() {
   |
 2 | import std.nnn.{Linear}
   |            ^^^
-  = available: std.math, std.nn, std.attention
+  = available: std.math, std.nn, std.attention, std.llama
 "
     );
     let err = load_source("t.dsl", "import std.math.{NoSuchThing}\n")

@@ -28,50 +28,7 @@
 import std.math
 import std.nn
 import std.attention
-
-/// A LLaMA decoder layer with Hugging Face parameter names: input_layernorm, self_attn
-/// (q/k/v/o_proj, no bias), post_attention_layernorm, mlp (SwiGLU). The attention half and the
-/// FFN half are separate methods so that the upper model can place the self-injection module
-/// between them.
-block LlamaLayer(d: int, heads: int, ffn: int, rope_base: float, eps: float) {
-  input_layernorm = RMSNorm(d, eps)
-  self_attn = MultiHeadAttention(d, heads)
-  post_attention_layernorm = RMSNorm(d, eps)
-  mlp = SwiGLU(d, ffn)
-
-  /// Causal self-attention half with token-level RoPE. x [R, T, d], pos i64 [T].
-  /// Returns (x + attn, k, v) with k (RoPE applied) and v [R, H, T, dh].
-  fn attn_block(x, pos) {
-    let h = input_layernorm(x)
-    let q = rope(split_heads(self_attn.q_proj(h), heads), pos, rope_base)
-    let (k, v) = self_attn.project_kv(h)
-    let k = rope(k, pos, rope_base)
-    return x + self_attn.o_proj(merge_heads(attention(q, k, v, causal = true))), k, v
-  }
-
-  /// The same with a preallocated KV cache: x [B, n, d] are positions start .. start + n - 1;
-  /// k_cache, v_cache [B, H, max_len, dh]; query i sees cache slots j <= start + i.
-  /// Returns (x + attn, k_cache, v_cache) with the new keys/values written at `start`.
-  fn attn_step(x, k_cache, v_cache, start) {
-    let n = dim(x, 1)
-    let pos = arange(n) + start
-    let h = input_layernorm(x)
-    let q = rope(split_heads(self_attn.q_proj(h), heads), pos, rope_base)
-    let (k, v) = self_attn.project_kv(h)
-    let k_cache = dynamic_update_slice(k_cache, rope(k, pos, rope_base), start, axis = 2)
-    let v_cache = dynamic_update_slice(v_cache, v, start, axis = 2)
-    let max_len = dim(k_cache, 2)
-    let visible = iota([n, max_len], 1) <= iota([n, max_len], 0) + start
-    return x + self_attn.o_proj(merge_heads(attention(q, k_cache, v_cache, mask = visible))), k_cache, v_cache
-  }
-
-  fn ffn_block(x) = x + mlp(post_attention_layernorm(x))
-
-  fn forward(x, pos) {
-    let (h, _, _) = attn_block(x, pos)
-    return ffn_block(h)
-  }
-}
+import std.llama.{LlamaLayer}
 
 /// The self-injection (cross-attention) module of upper layers 1..M: its own RMSNorm, q_proj and
 /// o_proj, and no key/value projections: keys and values are the lower model's compressed
@@ -117,13 +74,13 @@ model SharedLLM(
 
   // ---- the upper model (LLaMA)
   embed_tokens = Embedding(vocab, d)
-  layers = repeat(n_layers) LlamaLayer(d, heads, ffn, rope_base, rms_eps)
+  layers = repeat(n_layers) LlamaLayer(d, heads, heads, ffn, rope_base, rms_eps)
   norm = RMSNorm(d, rms_eps)
   lm_head = Linear(d, vocab, has_bias = false) if !tie_embeddings
   // ---- self-injection modules of upper layers 1..M
   cross_attn = repeat(M) SelfInjection(d, heads, rope_base, rms_eps)
   // ---- the lower model: the first M layers of the upper model, same weights
-  lower = repeat(M) LlamaLayer(d, heads, ffn, rope_base, rms_eps) shares layers
+  lower = repeat(M) LlamaLayer(d, heads, heads, ffn, rope_base, rms_eps) shares layers
 
   fn logits(h) {
     let h = norm(h)

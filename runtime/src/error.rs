@@ -131,6 +131,17 @@ pub enum RuntimeError {
     /// Weight binding failed; every problem is listed.
     #[error("{}", join_weight_errors(.0))]
     Weights(Vec<WeightError>),
+    /// A GGUF file is damaged, truncated or malformed, or a metadata key asked for is missing
+    /// or of the wrong type; the message names the key or tensor.
+    #[error("{path}: {message}")]
+    Gguf { path: String, message: String },
+    /// A GGUF tensor has a ggml type mlc does not dequantise.
+    #[error("{path}: tensor `{name}` has type {ggml_type}; mlc supports F32, F16, BF16, Q4_0, Q4_1, Q8_0")]
+    GgufUnsupportedType {
+        path: String,
+        name: String,
+        ggml_type: String,
+    },
 }
 
 fn join_weight_errors(errors: &[WeightError]) -> String {

@@ -18,6 +18,7 @@
 
 pub mod cpu;
 pub mod error;
+pub mod gguf;
 pub mod interp;
 pub mod model;
 pub mod package;
@@ -26,6 +27,7 @@ pub mod tensor;
 pub mod weights;
 
 pub use error::RuntimeError;
+pub use gguf::GgufFile;
 pub use interp::{RunOptions, run};
 pub use model::{Model, Session};
 pub use safetensors_io::TensorFile;
