@@ -23,6 +23,8 @@
 // Sizes: defaults are the CPU-test configuration. Paper (LLaMA-2-7B, language modelling):
 //   --set vocab=32000 --set d=4096 --set heads=32 --set n_layers=32 --set ffn=11008 --set M=4
 //   --set chunk_len=1024           (SFT: --set M=16 --set chunk_len=512; tree height 3, beta = 8)
+// On SmolLM2-135M's weights (examples/smollm2): --set vocab=49152 --set d=576 --set heads=9
+//   --set kv_heads=3 --set n_layers=30 --set ffn=1536 --set rope_base=100000.0 --set tie_embeddings=true
 // Invariant: with --set M=0 the upper model is vanilla LLaMA (`forward` equals `vanilla`).
 
 import std.math
@@ -34,7 +36,7 @@ import std.llama.{LlamaLayer}
 /// o_proj, and no key/value projections: keys and values are the lower model's compressed
 /// layer-j KV. Queries get the chunk-level RoPE position `q_pos` (the same for every query);
 /// attention is non-causal over all compressed entries.
-/// x [B, T, d]; k, v [B, H, E, dh] -> x + injected [B, T, d].
+/// x [B, T, d]; k, v [B, Hkv, E, dh] -> x + injected [B, T, d].
 block SelfInjection(d: int, heads: int, rope_base: float, eps: float) {
   norm = RMSNorm(d, eps)
   q_proj = Linear(d, d, has_bias = false)
@@ -51,6 +53,7 @@ model SharedLLM(
   vocab: int = 256,              // paper 32000 (LLaMA-2)
   d: int = 64,                   // paper 4096
   heads: int = 4,                // paper 32
+  kv_heads: int = heads,         // key/value heads (grouped-query attention; LLaMA-2-7B has none)
   n_layers: int = 4,             // N, upper model depth: paper 32
   M: int = 2,                    // lower model depth = upper layers with self-injection: paper 4 (LM), 16 (SFT)
   ffn: int = 4 * d,              // SwiGLU inner size: paper 11008
@@ -74,13 +77,13 @@ model SharedLLM(
 
   // ---- the upper model (LLaMA)
   embed_tokens = Embedding(vocab, d)
-  layers = repeat(n_layers) LlamaLayer(d, heads, heads, ffn, rope_base, rms_eps)
+  layers = repeat(n_layers) LlamaLayer(d, heads, kv_heads, ffn, rope_base, rms_eps)
   norm = RMSNorm(d, rms_eps)
   lm_head = Linear(d, vocab, has_bias = false) if !tie_embeddings
   // ---- self-injection modules of upper layers 1..M
   cross_attn = repeat(M) SelfInjection(d, heads, rope_base, rms_eps)
   // ---- the lower model: the first M layers of the upper model, same weights
-  lower = repeat(M) LlamaLayer(d, heads, heads, ffn, rope_base, rms_eps) shares layers
+  lower = repeat(M) LlamaLayer(d, heads, kv_heads, ffn, rope_base, rms_eps) shares layers
 
   fn logits(h) {
     let h = norm(h)
@@ -90,11 +93,11 @@ model SharedLLM(
   // ---------------------------------------------------------------- context compression
 
   /// Runs one tree node through the lower model and strides its per-layer KV.
-  /// ids [R, l] (each row its own sequence, positions 0..l-1) -> (k, v) [M, R, H, l / alpha, dh].
+  /// ids [R, l] (each row its own sequence, positions 0..l-1) -> (k, v) [M, R, Hkv, l / alpha, dh].
   fn node_kv(ids, alpha: int) {
     let (r, l) = (dim(ids, 0), dim(ids, 1))
     let pos = arange(l)
-    let ks = zeros([M, r, heads, l / alpha, dh])
+    let ks = zeros([M, r, kv_heads, l / alpha, dh])
     let vs = ks
     let h = embed_tokens(ids)
     for j in 0..M {
@@ -136,7 +139,7 @@ model SharedLLM(
   fn split(ids, h_y) = if h_y == None { split_right(ids) } else { split_query(ids, h_y) }
 
   /// The context tree over every chunk and the compression. context [B, n, Lc]; h_y [B, d] or
-  /// None ("always right"). Returns (k, v) [M, B, H, n * per_chunk, dh], keys rotated a second
+  /// None ("always right"). Returns (k, v) [M, B, Hkv, n * per_chunk, dh], keys rotated a second
   /// time with their chunk index (chunk-level RoPE), entries ordered chunk by chunk and, inside a
   /// chunk, level by level.
   fn compress(context, h_y) {
@@ -149,10 +152,10 @@ model SharedLLM(
     let (k2, v2) = node_kv(kept2, alpha2)
     let (k3, v3) = node_kv(chosen2[:, :eighth], alpha3)               // level 3: both eighths kept
     let (k4, v4) = node_kv(chosen2[:, eighth:], alpha3)
-    let k = concat([k1, k2, k3, k4], axis = 3)                         // [M, b*n, H, per_chunk, dh]
+    let k = concat([k1, k2, k3, k4], axis = 3)                         // [M, b*n, Hkv, per_chunk, dh]
     let v = concat([v1, v2, v3, v4], axis = 3)
-    let k = reshape(permute(reshape(k, [M, b, n, heads, per_chunk, dh]), [0, 1, 3, 2, 4, 5]), [M, b, heads, n * per_chunk, dh])
-    let v = reshape(permute(reshape(v, [M, b, n, heads, per_chunk, dh]), [0, 1, 3, 2, 4, 5]), [M, b, heads, n * per_chunk, dh])
+    let k = reshape(permute(reshape(k, [M, b, n, kv_heads, per_chunk, dh]), [0, 1, 3, 2, 4, 5]), [M, b, kv_heads, n * per_chunk, dh])
+    let v = reshape(permute(reshape(v, [M, b, n, kv_heads, per_chunk, dh]), [0, 1, 3, 2, 4, 5]), [M, b, kv_heads, n * per_chunk, dh])
     let chunk_of_entry = arange(n * per_chunk) / per_chunk
     let k = rope(k, chunk_of_entry, rope_base)
     return k, v
@@ -167,7 +170,7 @@ model SharedLLM(
 
   // ---------------------------------------------------------------- the upper model
 
-  /// Upper model over the running text. x [B, T] token ids; ctx_k, ctx_v [M, B, H, E, dh];
+  /// Upper model over the running text. x [B, T] token ids; ctx_k, ctx_v [M, B, Hkv, E, dh];
   /// n_chunks the chunk count (queries at chunk position n). Returns logits [B, T, vocab].
   fn upper(tokens, ctx_k, ctx_v, n_chunks) {
     let pos = arange(dim(tokens, 1))
@@ -181,7 +184,7 @@ model SharedLLM(
   }
 
   /// One cached step of the upper model: tokens [B, n] at positions start..start+n-1.
-  /// Returns (logits [B, n, vocab], k_cache, v_cache) with caches [n_layers, B, H, max_len, dh].
+  /// Returns (logits [B, n, vocab], k_cache, v_cache) with caches [n_layers, B, Hkv, max_len, dh].
   fn upper_step(tokens, k_cache, v_cache, start, ctx_k, ctx_v, n_chunks) {
     let h = embed_tokens(tokens)
     for j in 0..n_layers {
@@ -197,7 +200,7 @@ model SharedLLM(
   // ---------------------------------------------------------------- entries
 
   /// The compressed context with the "always right" policy (language modelling): static slices.
-  /// context [B, n, Lc] -> k, v [M, B, H, n * per_chunk, dh].
+  /// context [B, n, Lc] -> k, v [M, B, Hkv, n * per_chunk, dh].
   entry encode_context(context: i64[B, n, chunk_len]) {
     let (k, v) = compress(context, None)
     return k = k, v = v
@@ -229,12 +232,12 @@ model SharedLLM(
   }
 
   /// Greedy decoding: compress the context once, prefill the upper model's KV cache
-  /// [n_layers, B, H, T + max_new, dh] over the prompt, then generate `max_new` tokens one at a
+  /// [n_layers, B, Hkv, T + max_new, dh] over the prompt, then generate `max_new` tokens one at a
   /// time, each step reusing the compressed context. context [B, n, Lc]; prompt [B, T].
   /// Returns tokens [B, max_new].
   entry generate(context: i64[B, n, chunk_len], prompt: i64[B, T]) {
     let (ck, cv) = compressed_context(context, prompt)
-    let empty = zeros([n_layers, B, heads, T + max_new, dh])
+    let empty = zeros([n_layers, B, kv_heads, T + max_new, dh])
     let (lg, k_cache, v_cache) = upper_step(prompt, empty, empty, 0, ck, cv, n)
     let first = argmax(lg[:, T - 1], axis = -1)                          // [B]
     loop i in 0..max_new carry (k_cache = k_cache, v_cache = v_cache, tok = first) {

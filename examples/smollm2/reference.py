@@ -41,6 +41,7 @@ PROMPTS = [
     "List three prime numbers greater than 100.",
     "Explain what a neural network is in one sentence.",
     "Translate 'good morning' into Spanish and German.",
+    "Describe the water cycle for a ten-year-old.",
 ]
 
 SHORT = "The capital of France is"

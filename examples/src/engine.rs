@@ -18,9 +18,14 @@ pub enum Backend {
 /// Compiles the model text `dsl` (named `name` in diagnostics) with hyperparameter overrides
 /// (`("d", "32")`) and plans it; weights are bound afterwards.
 pub fn compile(name: &str, dsl: &str, set: &[(&str, String)]) -> Result<Model, ExampleError> {
+    compile_entries(name, dsl, set, &[])
+}
+
+/// [`compile`], lowering only the entry points named in `entries` (all when empty).
+pub fn compile_entries(name: &str, dsl: &str, set: &[(&str, String)], entries: &[&str]) -> Result<Model, ExampleError> {
     let opts = LowerOptions {
         overrides: set.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-        entries: Vec::new(),
+        entries: entries.iter().map(|e| e.to_string()).collect(),
     };
     Ok(Model::from_module(compile_source_optimized(name, dsl, &opts)?)?)
 }
