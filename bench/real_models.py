@@ -90,14 +90,24 @@ def minilm_peers(corpus: list[str], batch: int, threads: int, onnx_path: Path) -
     tok = model.tokenizer
     if not onnx_path.exists():
         bert = model[0].auto_model.eval()
+
+        class LastHidden(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.bert = bert
+
+            def forward(self, input_ids, attention_mask):
+                return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
         enc = tok(corpus[:2], padding=True, return_tensors="pt")
-        torch.onnx.export(
-            bert, (enc["input_ids"], enc["attention_mask"]), str(onnx_path),
-            input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
-            dynamic_axes={"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"},
-                          "last_hidden_state": {0: "b", 1: "t"}},
-            opset_version=17, dynamo=False,
-        )
+        with torch.no_grad():
+            torch.onnx.export(
+                LastHidden(), (enc["input_ids"], enc["attention_mask"]), str(onnx_path),
+                input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
+                dynamic_axes={"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"},
+                              "last_hidden_state": {0: "b", 1: "t"}},
+                opset_version=17, dynamo=False,
+            )
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1

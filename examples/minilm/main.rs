@@ -26,6 +26,10 @@ struct Args {
     /// Sentences per batch (padded to the batch's longest).
     #[arg(long, default_value_t = 32)]
     batch: usize,
+    /// Lines read ahead before embedding them, sorted by length into batches (the output keeps
+    /// the input's order); 0 means one batch.
+    #[arg(long, default_value_t = 1024)]
+    window: usize,
     /// Threads of the CPU backend (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -67,10 +71,11 @@ fn run(args: &Args) -> Result<(), ExampleError> {
         let line = lines.next().transpose().map_err(io_error)?;
         let done = line.is_none();
         pending.extend(line);
-        if pending.len() == args.batch.max(1) || (done && !pending.is_empty()) {
+        let window = if args.window == 0 { args.batch } else { args.window }.max(1);
+        if pending.len() == window || (done && !pending.is_empty()) {
             let batch: Vec<&str> = pending.iter().map(String::as_str).collect();
             let t0 = Instant::now();
-            let embeddings = model.embed(&batch, batch.len())?;
+            let embeddings = model.embed(&batch, args.batch)?;
             busy += t0.elapsed();
             sentences += batch.len();
             for embedding in embeddings {

@@ -103,17 +103,24 @@ impl MiniLm {
         }
     }
 
-    /// The unit-length embedding of each sentence, computed in batches of at most `batch`.
+    /// The unit-length embedding of each sentence, in the order given. Like sentence-transformers,
+    /// the sentences are tokenized first and run in batches of at most `batch` sentences of
+    /// similar length (sorted by token count), so little of each batch is padding.
     pub fn embed(&mut self, sentences: &[&str], batch: usize) -> Result<Vec<Vec<f32>>, ExampleError> {
-        let mut result = Vec::with_capacity(sentences.len());
-        for chunk in sentences.chunks(batch.max(1)) {
-            let ids = self.tokenize(chunk)?;
-            let enc = self.encode(&ids)?;
+        let ids = self.tokenize(sentences)?;
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+        let mut result = vec![Vec::new(); ids.len()];
+        for chunk in order.chunks(batch.max(1)) {
+            let rows: Vec<Vec<i64>> = chunk.iter().map(|&i| ids[i].clone()).collect();
+            let enc = self.encode(&rows)?;
             let values = enc
                 .sentence_embedding
                 .as_f32()
                 .ok_or_else(|| ExampleError::Input("the embedding is not f32".into()))?;
-            result.extend(values.chunks(DIM).map(<[f32]>::to_vec));
+            for (&i, v) in chunk.iter().zip(values.chunks(DIM)) {
+                result[i] = v.to_vec();
+            }
         }
         Ok(result)
     }

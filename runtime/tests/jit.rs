@@ -168,7 +168,7 @@ fn exact() -> JitTuning {
     JitTuning {
         vectorize_reductions: false,
         vectorize_unmarked: false,
-        poly_exp: false,
+        poly_math: false,
     }
 }
 
@@ -1579,5 +1579,80 @@ fn polynomial_exp_is_accurate() {
             }
         }
         eprintln!("vector={vector}: worst relative error of exp {worst:e}");
+    }
+}
+
+/// `tanh`, `sigmoid` and `erf` as inline polynomials (the default tuning) against `f64`
+/// references: relative error within `bound` where the result is a normal number (below that,
+/// e.g. `sigmoid(-100)`, it may flush to 0), the right limits at ±inf, NaN kept, and the scalar
+/// and vector code giving the same bits.
+#[test]
+fn polynomial_tanh_sigmoid_erf_are_accurate() {
+    let mut xs: Vec<f32> = (-400_000..=400_000).map(|i| i as f32 * 5e-5).collect();
+    xs.extend((-2000..=2000).map(|i| i as f32 * 0.05));
+    xs.extend([
+        1e-30,
+        -1e-30,
+        1e-8,
+        -3e-6,
+        0.624_999_9,
+        0.625,
+        0.899_999_9,
+        0.9,
+        -0.9,
+        88.0,
+        -88.0,
+        -103.0,
+        -120.0,
+        f32::MAX,
+        f32::MIN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+    ]);
+    type Reference = fn(f64) -> f64;
+    let cases: [(UnaryOp, Reference, f64); 3] = [
+        (UnaryOp::Tanh, f64::tanh, 3e-7),
+        (UnaryOp::Sigmoid, |x| 1.0 / (1.0 + (-x).exp()), 3e-7),
+        (UnaryOp::Erf, mlc_runtime::interp::erf, 3e-7),
+    ];
+    for (op, reference, bound) in cases {
+        let mut by_mode = Vec::new();
+        for vector in [false, true] {
+            let k = elementwise("f", vec![rd("x", DType::F32), wr("y", DType::F32)], vector, |i| {
+                un(op, ld(0, i))
+            });
+            let jit = compile_tuned(&k, JitOptions::default(), JitTuning::default());
+            let n = xs.len();
+            let mut bufs = [Buf::F32(xs.clone()), Buf::F32(vec![0.0; n])];
+            let hi = if vector { 1 } else { n as i64 };
+            call(&jit, 0, &mut bufs, &[n as i64], 0, hi);
+            let ys = bufs[1].f32().to_vec();
+            let mut worst = 0f64;
+            for (&x, &y) in xs.iter().zip(&ys) {
+                let want = reference(f64::from(x));
+                if x.is_nan() {
+                    assert!(y.is_nan(), "{op:?}({x}) = {y}");
+                } else if want.abs() < f64::from(f32::MIN_POSITIVE) {
+                    assert!(
+                        (f64::from(y) - want).abs() <= f64::from(f32::MIN_POSITIVE),
+                        "{op:?}({x}) = {y}, want {want}"
+                    );
+                } else {
+                    let rel = (f64::from(y) - want).abs() / want.abs();
+                    worst = worst.max(rel);
+                    assert!(
+                        rel <= bound,
+                        "vector={vector}: {op:?}({x}) = {y}, want {want} (rel {rel:e})"
+                    );
+                }
+            }
+            eprintln!("vector={vector}: worst relative error of {op:?} {worst:e}");
+            by_mode.push(ys);
+        }
+        for ((x, a), b) in xs.iter().zip(&by_mode[0]).zip(&by_mode[1]) {
+            let same = a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+            assert!(same, "{op:?}({x}): scalar code gives {a}, vector code {b}");
+        }
     }
 }

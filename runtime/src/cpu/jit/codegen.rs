@@ -31,8 +31,8 @@ pub(super) struct Features {
     pub reductions: bool,
     /// Vectorize qualifying loops not marked `vectorize`.
     pub unmarked: bool,
-    /// `exp` as the inline polynomial of `vmath.rs`.
-    pub poly_exp: bool,
+    /// `exp`, `tanh`, `sigmoid` and `erf` as the inline polynomials of `vmath.rs`.
+    pub poly_math: bool,
 }
 
 /// A scalar variable in scope.
@@ -513,7 +513,10 @@ impl Gen<'_, '_> {
                 let r = self.b.ins().select(lt, m1, x); // ±0 and NaN stay
                 self.b.ins().select(gt, one, r)
             }
-            (DType::F32, UnaryOp::Exp) if self.feat.poly_exp => self.poly_exp(x),
+            (DType::F32, UnaryOp::Exp) if self.feat.poly_math => self.poly_exp(x),
+            (DType::F32, UnaryOp::Tanh) if self.feat.poly_math => self.poly_tanh(x),
+            (DType::F32, UnaryOp::Sigmoid) if self.feat.poly_math => self.poly_sigmoid(x),
+            (DType::F32, UnaryOp::Erf) if self.feat.poly_math => self.poly_erf(x),
             (DType::F32, UnaryOp::Exp) => self.call(Libm::Exp, &[x]),
             (DType::F32, UnaryOp::Log) => self.call(Libm::Log, &[x]),
             (DType::F32, UnaryOp::Tanh) => self.call(Libm::Tanh, &[x]),

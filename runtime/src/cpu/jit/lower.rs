@@ -83,7 +83,7 @@ impl Lowerer {
             vector_round: isa.has_round(),
             reductions: tuning.vectorize_reductions,
             unmarked: tuning.vectorize_unmarked && opts.vectorize,
-            poly_exp: tuning.poly_exp,
+            poly_math: tuning.poly_math,
         };
         let call_conv = isa.default_call_conv();
         let ptr = module.target_config().pointer_type();

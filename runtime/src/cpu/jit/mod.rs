@@ -79,8 +79,9 @@ pub struct JitTuning {
     /// buffer is both stored and loaded in the loop (requires [`JitOptions::vectorize`]).
     pub vectorize_unmarked: bool,
     /// `exp` as an inline polynomial (Cephes-style range reduction, max relative error about
-    /// 2 ulp) in scalar and vector code alike, instead of calling the interpreter's `expf`.
-    pub poly_exp: bool,
+    /// 2 ulp), and `tanh`, `sigmoid` and `erf` built on it (see `vmath.rs`), in scalar and vector
+    /// code alike, instead of calling the interpreter's functions once per element.
+    pub poly_math: bool,
 }
 
 impl Default for JitTuning {
@@ -88,7 +89,7 @@ impl Default for JitTuning {
         JitTuning {
             vectorize_reductions: true,
             vectorize_unmarked: true,
-            poly_exp: true,
+            poly_math: true,
         }
     }
 }

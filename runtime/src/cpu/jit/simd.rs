@@ -434,7 +434,10 @@ impl Gen<'_, '_> {
                 let r = self.bitselect_f(lt, m1, x);
                 self.bitselect_f(gt, one, r)
             }
-            UnaryOp::Exp if self.feat.poly_exp => self.poly_exp(x),
+            UnaryOp::Exp if self.feat.poly_math => self.poly_exp(x),
+            UnaryOp::Tanh if self.feat.poly_math => self.poly_tanh(x),
+            UnaryOp::Sigmoid if self.feat.poly_math => self.poly_sigmoid(x),
+            UnaryOp::Erf if self.feat.poly_math => self.poly_erf(x),
             UnaryOp::Exp => self.lanewise(Libm::Exp, &[x]),
             UnaryOp::Log => self.lanewise(Libm::Log, &[x]),
             UnaryOp::Tanh => self.lanewise(Libm::Tanh, &[x]),

@@ -1,7 +1,7 @@
 //! Inline math in Cranelift IR, generic over `F32` and `F32X4` (the same instructions per lane,
 //! so scalar and vector code give the same bits).
 //!
-//! `exp` (with [`super::JitTuning::poly_exp`], the default): Cephes `expf`'s algorithm. `x` is
+//! `exp` (with [`super::JitTuning::poly_math`], the default): Cephes `expf`'s algorithm. `x` is
 //! clamped to `[-104, 89]` (NaN stays NaN: Cranelift's `fmin`/`fmax` propagate it), so `-inf`
 //! and underflow give 0 and overflow gives `inf`. `n = round(x·log2 e)` by the 1.5·2²³
 //! magic-number trick (no rounding instruction needed), `r = x - n·ln 2` in two parts
@@ -9,7 +9,19 @@
 //! scaled by `2^n` as two factors `2^(n>>1)·2^(n-(n>>1))` built in the exponent bits, so
 //! subnormal results are rounded once and `n = 128` still overflows to `inf`. Measured maximum
 //! relative error against `f64::exp`: under 2.5e-7 for normal results (see `runtime/tests/jit.rs`).
+//!
+//! The functions built on it (all four with [`super::JitTuning::poly_math`], and measured in
+//! `runtime/tests/jit.rs`; a call per lane to the C library costs 20–250 ns, these a few):
+//! - `sigmoid(x) = 1 / (1 + e^-x)`.
+//! - `tanh`: Cephes `tanhf`: `x + x^3 P(x^2)` for `|x| < 0.625` (no cancellation near 0), else
+//!   `1 - 2 / (e^(2|x|) + 1)` with the sign of `x`.
+//! - `erf`: `x · P(x^2)` (its Taylor series to degree 21, exact to f32 rounding) for
+//!   `|x| < 0.9`, else `1 - erfc(|x|)` with Numerical Recipes' `erfcc` (`t e^(-x^2 + Q(t))`,
+//!   `t = 1/(1 + |x|/2)`, fractional error of `erfc` below 1.2e-7) with the sign of `x`.
+//!
+//! Both branches are computed and one is selected, so scalar and vector code stay identical.
 
+use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::types::{F32X4, I32, I32X4};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
 
@@ -92,5 +104,136 @@ impl Gen<'_, '_> {
         let s2 = self.b.ins().bitcast(fty, MemFlagsData::new(), e2);
         let y = self.b.ins().fmul(y, s1);
         self.b.ins().fmul(y, s2)
+    }
+
+    /// `c[0] + x (c[1] + x (c[2] + ...))`.
+    fn horner(&mut self, vector: bool, x: Value, c: &[f32]) -> Value {
+        let mut y = self.fconst_as(vector, c[c.len() - 1]);
+        for &k in c[..c.len() - 1].iter().rev() {
+            let k = self.fconst_as(vector, k);
+            y = self.mul_add(y, x, k);
+        }
+        y
+    }
+
+    /// `if a < b { x } else { y }` per lane (`false` for NaN).
+    fn select_lt(&mut self, vector: bool, a: Value, b: Value, x: Value, y: Value) -> Value {
+        let m = self.b.ins().fcmp(FloatCC::LessThan, a, b);
+        if vector {
+            let m = self.b.ins().bitcast(F32X4, MemFlagsData::new(), m);
+            self.b.ins().bitselect(m, x, y)
+        } else {
+            self.b.ins().select(m, x, y)
+        }
+    }
+
+    /// `mag` (not negative) with the sign bit of `x`, by bit operations (x86-64 Cranelift has no
+    /// vector `fcopysign`).
+    fn with_sign_of(&mut self, vector: bool, mag: Value, x: Value) -> Value {
+        let (fty, ity) = if vector {
+            (F32X4, I32X4)
+        } else {
+            (cranelift_codegen::ir::types::F32, I32)
+        };
+        let sign = self.iconst_as(vector, i32::MIN);
+        let xi = self.b.ins().bitcast(ity, MemFlagsData::new(), x);
+        let s = self.b.ins().band(xi, sign);
+        let mi = self.b.ins().bitcast(ity, MemFlagsData::new(), mag);
+        let r = self.b.ins().bor(mi, s);
+        self.b.ins().bitcast(fty, MemFlagsData::new(), r)
+    }
+
+    fn is_vector(&self, x: Value) -> bool {
+        self.b.func.dfg.value_type(x).is_vector()
+    }
+
+    /// `1 / (1 + e^-x)` of an `F32` or `F32X4` value.
+    pub(super) fn poly_sigmoid(&mut self, x: Value) -> Value {
+        let vector = self.is_vector(x);
+        let nx = self.b.ins().fneg(x);
+        let e = self.poly_exp(nx);
+        let one = self.fconst_as(vector, 1.0);
+        let d = self.b.ins().fadd(one, e);
+        self.b.ins().fdiv(one, d)
+    }
+
+    /// `tanh` of an `F32` or `F32X4` value (module docs).
+    pub(super) fn poly_tanh(&mut self, x: Value) -> Value {
+        let vector = self.is_vector(x);
+        let a = self.b.ins().fabs(x);
+        // Small: x + x^3 P(x^2), Cephes' minimax coefficients.
+        let z = self.b.ins().fmul(x, x);
+        let p = self.horner(
+            vector,
+            z,
+            &[
+                -0.333_332_8,
+                0.133_314_42,
+                -0.053_739_715,
+                0.020_639_088,
+                -0.005_704_988_7,
+            ],
+        );
+        let xz = self.b.ins().fmul(x, z);
+        let small = self.mul_add(xz, p, x);
+        // Large: 1 - 2 / (e^(2|x|) + 1), sign of x.
+        let two = self.fconst_as(vector, 2.0);
+        let a2 = self.b.ins().fmul(a, two);
+        let e = self.poly_exp(a2);
+        let one = self.fconst_as(vector, 1.0);
+        let d = self.b.ins().fadd(e, one);
+        let q = self.b.ins().fdiv(two, d);
+        let large = self.b.ins().fsub(one, q);
+        let large = self.with_sign_of(vector, large, x);
+        let limit = self.fconst_as(vector, 0.625);
+        self.select_lt(vector, a, limit, small, large)
+    }
+
+    /// `erf` of an `F32` or `F32X4` value (module docs).
+    pub(super) fn poly_erf(&mut self, x: Value) -> Value {
+        let vector = self.is_vector(x);
+        let a = self.b.ins().fabs(x);
+        // Small: x * sum_n (-1)^n z^n / (n! (2n + 1)) * 2/sqrt(pi), z = x^2.
+        let z = self.b.ins().fmul(x, x);
+        let mut taylor = [0f32; 11];
+        let mut fact = 1f64;
+        for (n, c) in taylor.iter_mut().enumerate() {
+            if n > 0 {
+                fact *= n as f64;
+            }
+            let sign = if n % 2 == 0 { 1.0 } else { -1.0 };
+            *c = (sign * std::f64::consts::FRAC_2_SQRT_PI / (fact * (2 * n + 1) as f64)) as f32;
+        }
+        let p = self.horner(vector, z, &taylor);
+        let small = self.b.ins().fmul(x, p);
+        // Large: 1 - t e^(-a^2 + Q(t)), t = 1 / (1 + a/2).
+        let one = self.fconst_as(vector, 1.0);
+        let half = self.fconst_as(vector, 0.5);
+        let d = self.mul_add(a, half, one);
+        let t = self.b.ins().fdiv(one, d);
+        let q = self.horner(
+            vector,
+            t,
+            &[
+                -1.265_512_2,
+                1.000_023_7,
+                0.374_091_96,
+                0.096_784_18,
+                -0.186_288_06,
+                0.278_868_07,
+                -1.135_204,
+                1.488_515_9,
+                -0.822_152_23,
+                0.170_872_77,
+            ],
+        );
+        let nz = self.b.ins().fneg(z);
+        let arg = self.b.ins().fadd(nz, q);
+        let e = self.poly_exp(arg);
+        let erfc = self.b.ins().fmul(t, e);
+        let large = self.b.ins().fsub(one, erfc);
+        let large = self.with_sign_of(vector, large, x);
+        let limit = self.fconst_as(vector, 0.9);
+        self.select_lt(vector, a, limit, small, large)
     }
 }
