@@ -21,6 +21,9 @@
 //                             the tokens after every step [S, B, P + gen_len]
 //   sample_mdlm(prompt, seed)  MDLM ancestral sampler (`ddpm_cache` update, log-linear schedule,
 //                          SUBS parameterisation, Philox noise) -> tokens i64 [B, P + gen_len]
+//   elbo(x0, seed)         MDLM's continuous-time NELBO of clean sequences (an upper bound on
+//                          -log p(x_0), nats), Monte Carlo over `elbo_samples` stratified times
+//                          -> nelbo f32 [B], and each draw's t, mask and weighted loss
 //
 // Vocabulary: V ids including [M] = mask_id (V - 1 here; LLaDA uses 126336 in a 126464 vocab).
 // Test configuration: V = 32, L = 16 (prompt 4 + gen_len 12), d = 32, 2 layers, 4 heads, S = 8.
@@ -66,6 +69,7 @@ model MaskedDiffusionLM(
   temperature: float = 0.0,    // Gumbel-max temperature for `sample` (0: greedy argmax)
   mdlm_eps: float = 1e-5,      // MDLM: last timestep (timesteps = linspace(1, eps, S + 1))
   noise_eps: float = 1e-3,     // MDLM log-linear schedule: masking probability (1 - eps) t
+  elbo_samples: int = 4,       // `elbo`: Monte Carlo draws of (t, mask) per sequence
 ) {
   embed = Embedding(V, d)
   blocks = repeat(layers) DenoiserBlock(d, heads, ffn, norm_eps, rope_base)
@@ -167,5 +171,29 @@ model MaskedDiffusionLM(
     }
     let final = argmax(subs_log_probs(x), axis = -1)
     return tokens = where(x == mask_id, final, x)
+  }
+
+  // MDLM's negative ELBO (`_forward_pass_diffusion` with SUBS and the log-linear schedule) of
+  // clean sequences x0 (no [M]: a masked input token has probability 0), estimated with n = elbo_samples draws per row:
+  //   t_i = (1 - ε) s_i + ε,  s_i = (u_i + i) / n  with u Philox uniforms at stream offset 0
+  //        (the stratified "antithetic" times of MDLM's `_sample_t`, here over the n draws);
+  //   each token is masked independently with probability α(t_i) = (1 - ε) t_i (uniforms at
+  //        stream offset 1, element [i, b, l]);
+  //   loss_i = w(t_i) Σ_l masked_l · (−log p_θ(x_0^l | x_t)),  w = σ'(t) / expm1(σ(t)) = 1 / t
+  //        for σ(t) = −log(1 − (1 − ε) t); unmasked positions cost 0 (SUBS carries them over).
+  // nelbo = mean_i loss_i ≥ −log p_θ(x_0) in expectation. The n draws run as one batch of n·B.
+  entry elbo(x0: i64[B, L], seed: i64[]) {
+    let n = elbo_samples
+    let u = rand(seed, [n, B])
+    let s = (u + cast(iota([n, B], 0), f32)) / n
+    let t = (1.0 - noise_eps) * s + noise_eps                          // [n, B]
+    let move = (1.0 - noise_eps) * t
+    let masked = rand(seed, [n, B, L], 1) < move[:, :, None]           // [n, B, L]
+    let clean = expand(x0[None], [n, B, L])
+    let xt = reshape(where(masked, mask_id, clean), [n * B, L])
+    let lp = subs_log_probs(xt)                                        // [n B, L, V]
+    let lp0 = reshape(gather(lp, reshape(clean, [n * B, L])[:, :, None], 2), [n, B, L])
+    let loss = sum(where(masked, -lp0, 0.0), axis = 2) / t             // [n, B]
+    return nelbo = mean(loss, axis = 0), loss, t, masked
   }
 }

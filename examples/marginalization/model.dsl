@@ -116,6 +116,9 @@ model MarginalizationModel(
   //   log_p_next    log p_θ(x_s, x_pos = k) for every k            [B, K]
   //   log_p_sum     logsumexp_k log_p_next  (= log_p when trained) [B]
   //   cond_logp     log p_φ(x_pos = k | x_s)  (= log_p_next - log_p when trained)  [B, K]
+  //   gap           log_p_sum - log_p: the marginalisation error (0 when trained)  [B]
+  //   err           log_p + cond_logp - log_p_next: the paper's one-step self-consistency
+  //                 error (eq. 5) for every value k of x_pos (0 when trained)       [B, K]
   entry self_consistency(x: i64[B, D], pos: i64[B]) {
     let at = pos[:, None]                                             // [B, 1]
     let xs = scatter(x, at, unknown, 1)                               // x_s: pos marginalised out
@@ -126,7 +129,9 @@ model MarginalizationModel(
     let xk = scatter(expand(xs[:, None, :], [B, K, D]), expand(at[:, :, None], [B, K, 1]), iota([B, K, 1], 1), 2)
     let lpk = reshape(marginal_head(trunk(reshape(xk, [B * K, D]))), [B, K]) - lz
     let cond = gather(conditional_head(y), expand(at[:, :, None], [B, 1, K]), 1)[:, 0, :]
-    return log_p = lp, log_p_sum = logsumexp(lpk, axis = -1), log_p_next = lpk, cond_logp = cond
+    let lsum = logsumexp(lpk, axis = -1)
+    return log_p = lp, log_p_sum = lsum, log_p_next = lpk, cond_logp = cond,
+           gap = lsum - lp, err = lp[:, None] + cond - lpk
   }
 
   // Any-order sampling (conditional infill when x has observed values; pass all "?" for an
