@@ -99,6 +99,17 @@ pub enum RuntimeError {
     /// A loop's trip count exceeds its declared maximum.
     #[error("`loop`{at}: {trips} trips exceed the maximum of {max}")]
     TooManyTrips { at: String, trips: i64, max: u64 },
+    /// A loop's trip count exceeds [`crate::RunOptions::max_loop_trips`].
+    #[error(
+        "`loop`{at}: {trips} trips exceed the limit of {limit} trips per loop (RunOptions::max_loop_trips, `mlc run --max-loop-trips`)"
+    )]
+    TripLimit { at: String, trips: i64, limit: u64 },
+    /// A run's intermediate buffers would need a larger arena than
+    /// [`crate::RunOptions::max_arena_bytes`] allows.
+    #[error(
+        "`{entry}`: the run needs an arena of {bytes} bytes, more than the limit of {limit} (RunOptions::max_arena_bytes, `mlc run --max-arena-bytes`)"
+    )]
+    ArenaTooLarge { entry: String, bytes: usize, limit: usize },
     /// An op produced a value that disagrees with its declared result type.
     #[error("`{op}`{at}: result {index} is {found}, but its type is {expected}")]
     ResultType {

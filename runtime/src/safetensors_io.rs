@@ -26,11 +26,28 @@ struct Entry {
     end: usize,
 }
 
+/// The bytes of a file: mapped, or owned (from [`TensorFile::from_bytes`]).
+#[derive(Debug)]
+enum Bytes {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
 /// A memory-mapped safetensors file whose tensors are looked up by name.
 #[derive(Debug)]
 pub struct TensorFile {
     path: String,
-    mmap: Mmap,
+    bytes: Bytes,
     entries: BTreeMap<String, Entry>,
 }
 
@@ -72,12 +89,23 @@ pub fn load(path: impl AsRef<Path>) -> Result<TensorFile, RuntimeError> {
     // file, another process truncating or rewriting the file while it is mapped is outside
     // what this API can guard against.
     let mmap = unsafe { Mmap::map(&file) }.map_err(io)?;
+    parse(path_str, Bytes::Mapped(mmap))
+}
+
+/// Parses a safetensors file held in memory; `name` stands for the path in error messages.
+///
+/// Errors as [`load`] (except that there is no file to open).
+pub fn from_bytes(name: impl Into<String>, bytes: Vec<u8>) -> Result<TensorFile, RuntimeError> {
+    parse(name.into(), Bytes::Owned(bytes))
+}
+
+fn parse(path_str: String, bytes: Bytes) -> Result<TensorFile, RuntimeError> {
     let bad = |message: String| RuntimeError::BadFile {
         path: path_str.clone(),
         message,
     };
-    precheck(&mmap).map_err(bad)?;
-    let (n, metadata) = SafeTensors::read_metadata(&mmap).map_err(|e| bad(e.to_string()))?;
+    precheck(&bytes).map_err(bad)?;
+    let (n, metadata) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
     // `read_metadata` checked that the offsets tile the data section and that the file ends
     // exactly where the last tensor does, so every range below lies within the map.
     let base = 8 + n;
@@ -96,7 +124,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<TensorFile, RuntimeError> {
         .collect();
     Ok(TensorFile {
         path: path_str,
-        mmap,
+        bytes,
         entries,
     })
 }
@@ -187,7 +215,7 @@ impl TensorFile {
     /// The raw little-endian bytes of a tensor, borrowed from the map.
     pub fn bytes(&self, name: &str) -> Option<&[u8]> {
         let e = self.entries.get(name)?;
-        self.mmap.get(e.start..e.end)
+        self.bytes.get(e.start..e.end)
     }
 
     fn unsupported(&self, name: &str, dtype: String) -> RuntimeError {

@@ -168,6 +168,13 @@ impl Arena {
                 layout
             }
         };
+        if layout.bytes > opts.max_arena_bytes {
+            return Err(RuntimeError::ArenaTooLarge {
+                entry: f.name.clone(),
+                bytes: layout.bytes,
+                limit: opts.max_arena_bytes,
+            });
+        }
         let lines = layout.bytes.div_ceil(ALIGN);
         if self.lines.len() < lines {
             // Grow only: the old contents are dead between runs, so nothing is copied.

@@ -61,6 +61,13 @@ impl Exec<'_> {
                 max: *max_trips,
             });
         }
+        if t as u64 > self.opts.max_loop_trips {
+            return Err(RuntimeError::TripLimit {
+                at,
+                trips: t,
+                limit: self.opts.max_loop_trips,
+            });
+        }
         let trips = t as usize;
         let (body_layout, bases) = match layout {
             LoopLayout::Ready { body, bases } => (body, *bases),

@@ -32,6 +32,13 @@ pub(super) fn eval_loop(
             max: l.max_trips,
         });
     }
+    if trips as u64 > ctx.opts.max_loop_trips {
+        return Err(RuntimeError::TripLimit {
+            at: cx.at.clone(),
+            trips,
+            limit: ctx.opts.max_loop_trips,
+        });
+    }
     let trips = trips as usize;
     let body = &l.body;
     let stop = usize::from(l.has_stop);

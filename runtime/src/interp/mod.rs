@@ -48,15 +48,34 @@ pub struct RunOptions {
     /// whose evaluated shapes exceed it fails with [`RuntimeError::TooLarge`] instead of
     /// exhausting memory.
     pub max_elements: usize,
+    /// The most bytes a CPU session's arena (the memory of every intermediate buffer of a
+    /// run, see [`crate::cpu::arena`]) may take (default `2^34`, 16 GiB); a layout that needs
+    /// more fails with [`RuntimeError::ArenaTooLarge`] before anything is allocated. The
+    /// interpreter has no arena: there, `max_elements` bounds each value.
+    pub max_arena_bytes: usize,
+    /// The most iterations any one loop may run (default `2^24`), on top of the `max` each
+    /// loop declares; more fails with [`RuntimeError::TripLimit`] before the first iteration.
+    pub max_loop_trips: u64,
     /// Stop at the first node whose result holds a NaN or an infinity, with an error that
     /// names the op and its source location ([`RuntimeError::NonFinite`]).
     pub check_numerics: bool,
 }
 
+impl RunOptions {
+    /// The default of [`RunOptions::max_elements`].
+    pub const DEFAULT_MAX_ELEMENTS: usize = 1 << 30;
+    /// The default of [`RunOptions::max_arena_bytes`].
+    pub const DEFAULT_MAX_ARENA_BYTES: usize = 1 << 34;
+    /// The default of [`RunOptions::max_loop_trips`].
+    pub const DEFAULT_MAX_LOOP_TRIPS: u64 = 1 << 24;
+}
+
 impl Default for RunOptions {
     fn default() -> RunOptions {
         RunOptions {
-            max_elements: 1 << 30,
+            max_elements: RunOptions::DEFAULT_MAX_ELEMENTS,
+            max_arena_bytes: RunOptions::DEFAULT_MAX_ARENA_BYTES,
+            max_loop_trips: RunOptions::DEFAULT_MAX_LOOP_TRIPS,
             check_numerics: false,
         }
     }

@@ -70,8 +70,7 @@ fn compile(m: &ModelArgs, entry: Option<&str>) -> Result<Compiled, CliError> {
 
 /// Runs the standard pipeline and checks that the result still verifies.
 pub fn optimize(module: &mut Module) -> Result<(), CliError> {
-    passes::run_pipeline(module, None, |_, _| {}).map_err(|e| CliError::Internal(e.to_string()))?;
-    verify(module, "the pass pipeline")
+    mlc_compiler::driver::optimize(module).map_err(|e| CliError::Internal(e.to_string()))
 }
 
 fn verify(module: &Module, after: &str) -> Result<(), CliError> {
@@ -435,7 +434,9 @@ pub fn run(a: &RunArgs) -> Result<(), CliError> {
     }
     let opts = RunOptions {
         check_numerics: a.check_numerics,
-        ..RunOptions::default()
+        max_elements: a.max_elements,
+        max_arena_bytes: a.max_arena_bytes,
+        max_loop_trips: a.max_loop_trips,
     };
     let outputs = match backend {
         Backend::Cpu => {
@@ -445,6 +446,7 @@ pub fn run(a: &RunArgs) -> Result<(), CliError> {
             if let Some(n) = a.threads {
                 session.set_threads(n);
             }
+            session.set_options(opts);
             session.run(&entry, &inputs)?
         }
         _ => mlc_runtime::run(&module, &entry, &weights, &inputs, &opts)?,

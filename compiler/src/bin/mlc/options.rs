@@ -172,6 +172,15 @@ pub struct RunArgs {
     /// interpreter, which checks every intermediate value).
     #[arg(long)]
     pub check_numerics: bool,
+    /// The most elements any one value may have; a larger one is an error naming it.
+    #[arg(long, value_name = "N", default_value_t = mlc_runtime::RunOptions::DEFAULT_MAX_ELEMENTS)]
+    pub max_elements: usize,
+    /// The most bytes the CPU backend's arena of intermediate buffers may take.
+    #[arg(long, value_name = "BYTES", default_value_t = mlc_runtime::RunOptions::DEFAULT_MAX_ARENA_BYTES)]
+    pub max_arena_bytes: usize,
+    /// The most iterations any one loop may run (on top of the `max` each loop declares).
+    #[arg(long, value_name = "N", default_value_t = mlc_runtime::RunOptions::DEFAULT_MAX_LOOP_TRIPS)]
+    pub max_loop_trips: u64,
 }
 
 #[derive(Args, Debug)]
