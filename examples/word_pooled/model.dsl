@@ -121,35 +121,43 @@ model WordPooledLM(
     return logits = reshape(logits, [B, W - 1, canvas, vocab])
   }
 
-  /// Greedy generation of `max_new` words after a prompt of W words.
+  /// Greedy generation of `max_new` words after the first `n` words of the prompt. `n` = None:
+  /// all W words (static slices); or an i64 scalar when the prompt is padded to a bucket of W
+  /// words: the padding words after word n - 1 are never seen by the real ones (the LM is
+  /// causal), and their cache slots are overwritten by the generated words and hidden by the
+  /// mask until then.
   /// Prefill: encode the prompt words, run the word-level LM once over the W * p slots, filling a
   /// preallocated KV cache [lm_layers, B, H, (W + max_new) * p, dh]. Then for each new word:
   /// decode its units one by one (argmax, at most C0 steps, stopping a row at its first pad),
   /// encode the finished word and run the LM on its p slots only, appending to the cache at the
-  /// position counter. Returns words [B, max_new, C0] (0-padded units) and lengths [B, max_new].
-  entry generate(words: i64[B, W, canvas], lengths: i64[B, W]) {
-    let max_len = (W + max_new) * prefix
-    let empty = zeros([lm_layers, B, heads, max_len, dh])
+  /// position counter (n + w) * p. Returns words [B, max_new, C0] and lengths [B, max_new].
+  fn generate_after(words, lengths, n) {
+    let (b, w_all) = (dim(words, 0), dim(words, 1))
+    let max_len = (w_all + max_new) * prefix
+    let empty = zeros([lm_layers, b, heads, max_len, dh])
     // ---- prefill the word-level LM over the prompt
-    let x = pool(words, lengths) + word_pos[0:W * prefix]
+    let x = pool(words, lengths) + word_pos[0:w_all * prefix]
     let (k_cache, v_cache) = (empty, empty)
     for l in 0..lm_layers {
       let (x, k_l, v_l) = lm[l].step(x, k_cache[l], v_cache[l], 0)
       let k_cache = dynamic_update_slice(k_cache, k_l[None], l, axis = 0)
       let v_cache = dynamic_update_slice(v_cache, v_l[None], l, axis = 0)
     }
-    let g0 = lm_norm(x)[:, (W - 1) * prefix:]                                                 // [B, p, d]
+    let g0 = if n == None { lm_norm(x)[:, (w_all - 1) * prefix:] } else {
+      dynamic_slice(lm_norm(x), (n - 1) * prefix, prefix, axis = 1)                          // [B, p, d]
+    }
+    let n = if n == None { w_all } else { n }
     // ---- words outside
     loop w in 0..max_new carry (k_cache = k_cache, v_cache = v_cache, g = g0) {
       // ---- characters inside: greedy decoding of one word
-      loop i in 0..canvas carry (units = zeros([B, canvas], i64), ended = zeros([B], bool)) until all(ended) {
+      loop i in 0..canvas carry (units = zeros([b, canvas], i64), ended = zeros([b], bool)) until all(ended) {
         let logits = dynamic_slice(decode_chars(g, units), i, 1, axis = 1)[:, 0]             // [B, vocab]
         let u = where(ended, 0, argmax(logits, axis = -1))
         next units = dynamic_update_slice(units, u[:, None], i, axis = 1), ended = ended | (u == 0)
       }
       let n_units = sum(cast(units != 0, i64), axis = -1)                                    // [B]
       // ---- append the new word to the word-level LM (p slots at the position counter)
-      let pos = (w + W) * prefix
+      let pos = (w + n) * prefix
       let x = encode_words(units, n_units) + dynamic_slice(word_pos, pos, prefix, axis = 0)   // [B, p, d]
       let (kc, vc) = (k_cache, v_cache)
       for l in 0..lm_layers {
@@ -161,6 +169,23 @@ model WordPooledLM(
       emit new_words = units
       emit new_lengths = n_units
     }
-    return words = permute(new_words, [1, 0, 2]), lengths = permute(new_lengths, [1, 0])
+    return permute(new_words, [1, 0, 2]), permute(new_lengths, [1, 0])
+  }
+
+  /// Greedy generation of `max_new` words after a prompt of W words (see `generate_after`).
+  /// words [B, W, C0] (0-padded units), lengths [B, W]. Returns words [B, max_new, C0]
+  /// (0-padded units) and lengths [B, max_new].
+  entry generate(words: i64[B, W, canvas], lengths: i64[B, W]) {
+    let (new_words, new_lengths) = generate_after(words, lengths, None)
+    return words = new_words, lengths = new_lengths
+  }
+
+  /// `generate` after a prompt padded to a bucket of W words: only the first `n_words` (an i64
+  /// scalar, clamped to 1..W) are the prompt, every row having the same count. One compiled
+  /// binding serves every prompt length up to W (the Rust program's buckets).
+  entry generate_padded(words: i64[B, W, canvas], lengths: i64[B, W], n_words: i64[]) {
+    let n = minimum(maximum(n_words, 1), W)
+    let (new_words, new_lengths) = generate_after(words, lengths, n)
+    return words = new_words, lengths = new_lengths
   }
 }
