@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use mlc_ir::{BinaryOp, DType, Graph, NodeId, Op, Value};
+use mlc_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp, Value};
 
 use crate::attention::AttnMatch;
 
@@ -88,6 +88,33 @@ pub fn transposed_source(g: &Graph, v: Value) -> Option<Value> {
 /// The largest expression (in ops per element) recomputed in each consumer rather than stored.
 const MAX_RECOMPUTE: usize = 16;
 
+/// The same for a value that a consumer broadcasts (reads each element many times): a rotary
+/// cos/sin table is computed once, not once per batch row and head.
+const MAX_RECOMPUTE_BROADCAST: usize = 4;
+
+/// What one element of `n` costs when inlined, in simple ops: a transcendental function is a
+/// polynomial or a library call, worth several adds.
+fn op_cost(op: &Op) -> usize {
+    match op {
+        Op::Unary(
+            UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Erf | UnaryOp::Sin | UnaryOp::Cos,
+        )
+        | Op::Binary(BinaryOp::Pow) => 8,
+        _ => 1,
+    }
+}
+
+/// True when consumer `n` broadcasts its operand `v` over outer axes (an `expand`, or an
+/// elementwise op whose result is larger than this operand, with the same innermost axis): each
+/// element of `v` is then recomputed for every outer index. Broadcasts along the innermost axis
+/// (a per-row statistic scaling its row) are left alone: the row's reduction is already computed
+/// once per row inside the consumer's kernel.
+fn broadcasts(g: &Graph, n: NodeId, class: Class, v: Value) -> bool {
+    let (from, to) = (&g.ty(v).shape, &g.ty(Value::of(n)).shape);
+    let outer_only = from != to && from.last().is_some() && from.last() == to.last();
+    outer_only && (matches!(g.node(n).op, Op::Expand(_)) || class == Class::Elementwise)
+}
+
 /// True for a reduction (or arg-reduction) over the last axes of its input: its consumers in
 /// the natural layout need it once per row.
 fn reduces_trailing_axes(g: &Graph, n: NodeId) -> bool {
@@ -115,6 +142,8 @@ pub fn buffered_values(
     let mut uses: HashMap<Value, usize> = HashMap::new();
     // Operand slots of consumers that cannot take an inlined expression.
     let mut forced: HashSet<Value> = HashSet::new();
+    // Values some consumer broadcasts.
+    let mut broadcast: HashSet<Value> = HashSet::new();
     for &n in order {
         if interior.contains(&n) {
             continue;
@@ -129,6 +158,9 @@ pub fn buffered_values(
         let ops = g.operands(n);
         for (slot, v) in ops.iter().enumerate() {
             *uses.entry(*v).or_default() += 1;
+            if broadcasts(g, n, class[&n], *v) {
+                broadcast.insert(*v);
+            }
             let fuses = match class[&n] {
                 Class::Elementwise | Class::Movement | Class::Reduce => true,
                 // `x @ transpose(w)` reads w in place when w has a buffer.
@@ -154,12 +186,12 @@ pub fn buffered_values(
             continue;
         }
         let node = g.node(n);
-        let inline_cost = 1 + g
-            .operands(n)
-            .iter()
-            .filter(|v| !buffered.contains(v))
-            .map(|v| cost.get(&v.node).copied().unwrap_or(0))
-            .sum::<usize>();
+        let inline_cost = op_cost(&node.op)
+            + g.operands(n)
+                .iter()
+                .filter(|v| !buffered.contains(v))
+                .map(|v| cost.get(&v.node).copied().unwrap_or(0))
+                .sum::<usize>();
         for i in 0..node.outputs.len() {
             let v = Value {
                 node: n,
@@ -167,18 +199,18 @@ pub fn buffered_values(
             };
             let many = uses.get(&v).copied().unwrap_or(0) > 1;
             let forced_here = forced.contains(&v);
+            // Recomputing a small expression in each consumer beats a round trip through
+            // memory; not when a consumer would recompute it for every element it broadcasts to.
+            let too_costly = (many && inline_cost > MAX_RECOMPUTE)
+                || (broadcast.contains(&v) && inline_cost > MAX_RECOMPUTE_BROADCAST);
             let needs = match class[&n] {
                 Class::Leaf | Class::MatMul | Class::Loop | Class::Opaque => true,
                 Class::Free => forced_here,
                 // A reduction over trailing axes is computed inside each consumer's kernel, once
                 // per row (see kernel_gen); other reductions get a kernel and a buffer.
                 Class::Reduce => forced_here || !reduces_trailing_axes(g, n),
-                // Recomputing a small expression in each consumer beats a round trip through
-                // memory.
-                Class::Elementwise => forced_here || (many && inline_cost > MAX_RECOMPUTE),
-                Class::Movement => {
-                    forced_here || (many && !remap_of_buffer.contains(&n) && inline_cost > MAX_RECOMPUTE)
-                }
+                Class::Elementwise => forced_here || too_costly,
+                Class::Movement => forced_here || (!remap_of_buffer.contains(&n) && too_costly),
             };
             if needs {
                 buffered.insert(v);
