@@ -380,6 +380,50 @@ model Test {
     );
 }
 
+/// Nucleus sampling draws only from the smallest set of most likely tokens reaching `p`, in
+/// proportion to their renormalised probabilities; a tiny `p` is greedy; a temperature sharpens.
+#[test]
+fn sample_top_p_draws_from_the_nucleus() {
+    let m = compile(
+        "import std.math
+model Test {
+  entry f(logits: f32[N, V], seed: i64[]) {
+    return idx = sample_top_p(logits, 0.65, seed, 3), greedy = sample_top_p(logits, 1e-6, seed, 4),
+           cold = sample_top_p(logits, 1.0, seed, 5, temperature = 0.05)
+  }
+}",
+    );
+    let rows = 20000;
+    // Probabilities 0.45, 0.25, 0.15, 0.1, 0.05 in a shuffled order: with p = 0.65 the nucleus is
+    // ids 3 and 0 (the mass before id 0 is 0.45 < 0.65; before the third, 0.70 is not).
+    let probs = [0.25f64, 0.1, 0.05, 0.45, 0.15];
+    let logits: Vec<f32> = (0..rows).flat_map(|_| probs.iter().map(|p| p.ln() as f32)).collect();
+    let out = run(
+        &m,
+        "f",
+        vec![],
+        vec![("logits", t(&[rows, 5], logits)), ("seed", Tensor::scalar_i64(7))],
+    );
+    let idx = out["idx"].to_i64_vec();
+    let count = |k: i64| idx.iter().filter(|&&i| i == k).count() as f64 / rows as f64;
+    assert_eq!(
+        count(1) + count(2) + count(4),
+        0.0,
+        "only the nucleus {{3, 0}} is drawn"
+    );
+    let want = 0.45 / 0.70;
+    assert!(
+        (count(3) - want).abs() < 0.015,
+        "token 3: frequency {}, want {want}",
+        count(3)
+    );
+    assert!(out["greedy"].to_i64_vec().iter().all(|&i| i == 3), "a tiny p is greedy");
+    assert!(
+        out["cold"].to_i64_vec().iter().all(|&i| i == 3),
+        "temperature 0.05 is all but greedy"
+    );
+}
+
 // ---------------------------------------------------------------- std.nn
 
 fn param_shapes(m: &Module) -> Vec<(String, Vec<u64>)> {

@@ -107,3 +107,17 @@ fn sample_categorical(logits, seed, offset = 0) {
   let g = -log(-log(u))
   return argmax(cast(logits, f32) + g, axis = -1)
 }
+
+/// One sample per row by nucleus (top-p) sampling (Holtzman et al. 2020): the smallest set of
+/// most likely tokens whose probability reaches `p` (always at least the most likely one), drawn
+/// from softmax(logits / temperature) restricted to that set, by `sample_categorical`.
+/// logits: [..., V] (V static) -> i64 [...], indices into the last axis.
+fn sample_top_p(logits, p: float, seed, offset = 0, temperature: float = 1.0) {
+  let v = dim(logits, -1)
+  let probs = softmax(cast(logits, f32) / temperature)
+  let (sorted, order) = topk(probs, v)                           // most likely first
+  let before = cumsum(sorted, -1, exclusive = true)              // mass of the better tokens
+  let kept = where(before < p, log(sorted), -inf)
+  let pick = sample_categorical(kept, seed, offset)              // a rank in `order`
+  return gather(order, pick[..., None], axis = -1)[..., 0]
+}

@@ -376,3 +376,49 @@ fn cached_generation_equals_full_recomputation() {
         }
     }
 }
+
+/// `generate_top_p`: with a vanishing nucleus it is the greedy `generate`; a seed repeats its
+/// sample and another seed gives another; both backends draw the same tokens (the same Philox
+/// stream); every token lies in the vocabulary.
+#[test]
+fn top_p_sampling_is_seeded_and_shares_the_decoder() {
+    let g = file("golden_base.safetensors");
+    let (context, prompt) = (get(&g, "context"), get(&g, "tokens"));
+    let inputs = |seed: i64| {
+        vec![
+            ("context", context.clone()),
+            ("prompt", prompt.clone()),
+            ("seed", Tensor::from_i64(&[], vec![seed])),
+        ]
+    };
+    let entries = ["generate", "generate_top_p"];
+    let mut tiny = engine(Backend::Cpu, "base", &[("top_p", "1e-6".into())], &entries, "");
+    let greedy = run(&mut tiny, "generate", &inputs(0)[..2])[0].to_i64_vec();
+    assert_eq!(run(&mut tiny, "generate_top_p", &inputs(3))[0].to_i64_vec(), greedy);
+
+    // A wide nucleus at a high temperature: nearly uniform over the vocabulary.
+    let wide = [("top_p", "0.95".to_string()), ("temperature", "4.0".to_string())];
+    let mut cpu = engine(Backend::Cpu, "base", &wide, &entries, "");
+    let mut interp = engine(Backend::Interp, "base", &wide, &entries, "");
+    let a = run(&mut cpu, "generate_top_p", &inputs(7))[0].to_i64_vec();
+    assert_eq!(
+        run(&mut cpu, "generate_top_p", &inputs(7))[0].to_i64_vec(),
+        a,
+        "same seed"
+    );
+    assert_ne!(
+        run(&mut cpu, "generate_top_p", &inputs(8))[0].to_i64_vec(),
+        a,
+        "another seed"
+    );
+    assert_ne!(a, greedy, "sampling at temperature 4 is not greedy");
+    assert_eq!(
+        run(&mut interp, "generate_top_p", &inputs(7))[0].to_i64_vec(),
+        a,
+        "interp = cpu"
+    );
+    assert!(
+        a.iter().all(|&t| (0..256).contains(&t)),
+        "tokens in the vocabulary: {a:?}"
+    );
+}
