@@ -14,20 +14,17 @@ prompt 16 + 48 generated, 24 steps in 3 semi-autoregressive blocks of 16. Each f
 median of `--iters` timed runs after one warm-up run.
 """
 
-import argparse
-import json
 import math
-import os
-import subprocess
 import sys
-import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "examples", "diffusion_lm"))
-import reference as ref  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import arch_common as common  # noqa: E402
+
+ref = common.reference("diffusion_lm")
 
 CONFIGS = {
     "test": dict(V=32, d=32, layers=2, heads=4, ffn=96, P=4, gen_len=12, steps=8, block_len=12),
@@ -42,15 +39,9 @@ def configure(c):
 
 
 def mlc_ms(mlc, c, b, threads, iters):
-    sets = []
-    for k in ["V", "d", "layers", "heads", "ffn", "gen_len", "steps", "block_len"]:
-        sets += ["--set", f"{k}={c[k]}"]
-    cmd = [mlc, "bench", os.path.join(ROOT, "examples", "diffusion_lm"), "--entry", "sample", "--backend", "cpu",
-           "--bind", f"B={b},P={c['P']}", "--range", f"prompt={c['V'] - 1}", "--iters", str(iters),
-           "--threads", str(threads)] + sets
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    line = json.loads(out.strip().splitlines()[-1])
-    return line["median_ms"], line
+    sets = {k: c[k] for k in ["V", "d", "layers", "heads", "ffn", "gen_len", "steps", "block_len"]}
+    return common.mlc_ms(mlc, "diffusion_lm", "sample", f"B={b},P={c['P']}", threads, iters, sets,
+                         ranges=[f"prompt={c['V'] - 1}"])
 
 
 @torch.no_grad()
@@ -93,43 +84,21 @@ def torch_ms(c, b, threads, iters):
     m = ref.Denoiser().eval()
     prompt = torch.randint(0, c["V"] - 1, (b, c["P"]))
     fn = lambda: generate(m, prompt, c["steps"], c["gen_len"], c["block_len"], c["V"] - 1)  # noqa: E731
-    times = []
-    with torch.inference_mode():
-        fn()  # warm-up
-        for _ in range(iters):
-            t = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    k = len(times)
-    return times[k // 2] if k % 2 else (times[k // 2 - 1] + times[k // 2]) / 2
+    return common.torch_ms(fn, iters)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mlc", default=os.path.join(ROOT, "target", "release", "mlc"))
-    ap.add_argument("--iters", type=int, default=20)
-    ap.add_argument("--batches", default="1,16")
-    ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--configs", default="test,medium")
-    ap.add_argument("--json", action="store_true", help="also print mlc's JSON lines")
-    args = ap.parse_args()
-    if not os.path.exists(args.mlc):
-        sys.exit(f"{args.mlc} not found: cargo build --release -p mlc-compiler")
-    print(f"Masked diffusion LM, LLaDA low-confidence sampler (`sample`, greedy), random weights; "
-          f"median of {args.iters} runs (torch {torch.__version__})\n")
-    print("| config | batch | threads | PyTorch eager (ms) | mlc cpu (ms) | mlc ms / step | speed-up |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    args = common.parse_args(common.argparser(__doc__, iters=20, configs="test,medium"))
+    common.print_header("Masked diffusion LM, LLaDA low-confidence sampler (`sample`, greedy), random weights",
+                        args.iters, ["config", "batch", "threads", "PyTorch eager (ms)", "mlc cpu (ms)",
+                                     "mlc ms / step", "speed-up"], 1)
     for name in args.configs.split(","):
         c = CONFIGS[name]
-        for threads in [int(t) for t in args.threads.split(",")]:
-            for b in [int(x) for x in args.batches.split(",")]:
-                t_ms = torch_ms(c, b, threads, args.iters)
-                m_ms, line = mlc_ms(args.mlc, c, b, threads, args.iters)
-                print(f"| {name} | {b} | {threads} | {t_ms:.3f} | {m_ms:.3f} | {m_ms / c['steps']:.3f} | "
-                      f"{t_ms / m_ms:.1f}× |", flush=True)
-                if args.json:
-                    print(json.dumps(line), file=sys.stderr)
+        for threads, b in common.threads_and_batches(args):
+            t_ms = torch_ms(c, b, threads, args.iters)
+            m_ms, line = mlc_ms(args.mlc, c, b, threads, args.iters)
+            common.print_row([name, b, threads, f"{t_ms:.3f}", f"{m_ms:.3f}", f"{m_ms / c['steps']:.3f}",
+                              common.speedup(t_ms, m_ms)], line, args)
 
 
 if __name__ == "__main__":

@@ -19,18 +19,15 @@ median of `--iters` timed runs after one warm-up run. On a shared, loaded machin
 noisy; compare ratios, not absolute times.
 """
 
-import argparse
-import json
-import os
-import subprocess
 import sys
-import time
+from pathlib import Path
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "examples", "lcm"))
-import reference as ref  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import arch_common as common  # noqa: E402
+
+ref = common.reference("lcm")
 
 CONFIGS = {
     "test": dict(ref.CFG, N=3),
@@ -43,14 +40,7 @@ def mlc_ms(mlc, c, entry, b, threads, iters):
     sets = dict(sonar_dim=c["D"], d=c["d"], heads=c["heads"], ffn=c["ffn"], base_layers=c["base_layers"],
                 ctx_layers=c["ctx_layers"], denoiser_layers=c["denoiser_layers"], steps=c["steps"],
                 max_new=c["max_new"], stop_threshold=2.0)
-    args = []
-    for k, v in sets.items():
-        args += ["--set", f"{k}={v}"]
-    cmd = [mlc, "bench", os.path.join(ROOT, "examples", "lcm"), "--entry", entry, "--backend", "cpu",
-           "--bind", f"B={b},N={c['N']}", "--iters", str(iters), "--threads", str(threads)] + args
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    line = json.loads(out.strip().splitlines()[-1])
-    return line["median_ms"], line
+    return common.mlc_ms(mlc, "lcm", entry, f"B={b},N={c['N']}", threads, iters, sets)
 
 
 def torch_ms(c, entry, b, threads, iters):
@@ -64,45 +54,23 @@ def torch_ms(c, entry, b, threads, iters):
         fn = lambda: m.generate(prompt, eot, 7, [])  # noqa: E731
     else:
         fn = lambda: m.generate_base(prompt, eot, [])  # noqa: E731
-    times = []
-    with torch.inference_mode():
-        fn()  # warm-up
-        for _ in range(iters):
-            t = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    k = len(times)
-    return times[k // 2] if k % 2 else (times[k // 2 - 1] + times[k // 2]) / 2
+    return common.torch_ms(fn, iters)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mlc", default=os.path.join(ROOT, "target", "release", "mlc"))
-    ap.add_argument("--iters", type=int, default=10)
-    ap.add_argument("--batches", default="1,16")
-    ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--configs", default="test,medium")
+    ap = common.argparser(__doc__, iters=10, configs="test,medium")
     ap.add_argument("--entries", default="generate,generate_base")
-    ap.add_argument("--json", action="store_true", help="also print mlc's JSON lines")
-    args = ap.parse_args()
-    if not os.path.exists(args.mlc):
-        sys.exit(f"{args.mlc} not found: cargo build --release -p mlc-compiler")
-    print(f"Large Concept Model generation (4 new sentences), random weights; median of {args.iters} runs "
-          f"(torch {torch.__version__})\n")
-    print("| model | config | batch | threads | PyTorch eager (ms) | mlc cpu (ms) | speed-up |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    args = common.parse_args(ap)
+    common.print_header("Large Concept Model generation (4 new sentences), random weights", args.iters,
+                        ["model", "config", "batch", "threads", "PyTorch eager (ms)", "mlc cpu (ms)", "speed-up"], 2)
     for entry in args.entries.split(","):
         for name in args.configs.split(","):
             c = CONFIGS[name]
-            for threads in [int(t) for t in args.threads.split(",")]:
-                for b in [int(x) for x in args.batches.split(",")]:
-                    t_ms = torch_ms(c, entry, b, threads, args.iters)
-                    m_ms, line = mlc_ms(args.mlc, c, entry, b, threads, args.iters)
-                    print(f"| {ENTRIES[entry]} | {name} | {b} | {threads} | {t_ms:.3f} | {m_ms:.3f} | "
-                          f"{t_ms / m_ms:.1f}× |", flush=True)
-                    if args.json:
-                        print(json.dumps(line), file=sys.stderr)
+            for threads, b in common.threads_and_batches(args):
+                t_ms = torch_ms(c, entry, b, threads, args.iters)
+                m_ms, line = mlc_ms(args.mlc, c, entry, b, threads, args.iters)
+                common.print_row([ENTRIES[entry], name, b, threads, f"{t_ms:.3f}", f"{m_ms:.3f}",
+                                  common.speedup(t_ms, m_ms)], line, args)
 
 
 if __name__ == "__main__":

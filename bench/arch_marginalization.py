@@ -15,18 +15,15 @@ procedure as model.dsl's with torch's own RNG (reference.py's numpy Philox would
 that is not the model's).
 """
 
-import argparse
-import json
-import os
-import subprocess
 import sys
-import time
+from pathlib import Path
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "examples", "marginalization"))
-import reference as ref  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import arch_common as common  # noqa: E402
+
+ref = common.reference("marginalization")
 
 CONFIGS = {
     "test": dict(D=8, K=4, d=32, layers=2, heads=4, mlp=128, marg_hidden=128),
@@ -41,14 +38,8 @@ def configure(c):
 
 
 def mlc_ms(mlc, entry, c, b, threads, iters):
-    sets = []
-    for k in ["D", "K", "d", "layers", "heads", "mlp", "marg_hidden"]:
-        sets += ["--set", f"{k}={c[k]}"]
-    cmd = [mlc, "bench", os.path.join(ROOT, "examples", "marginalization"), "--entry", entry, "--backend", "cpu",
-           "--bind", f"B={b}", "--range", f"x={c['K'] + 1}", "--iters", str(iters), "--threads", str(threads)] + sets
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    line = json.loads(out.strip().splitlines()[-1])
-    return line["median_ms"], line
+    sets = {k: c[k] for k in ["D", "K", "d", "layers", "heads", "mlp", "marg_hidden"]}
+    return common.mlc_ms(mlc, "marginalization", entry, f"B={b}", threads, iters, sets, ranges=[f"x={c['K'] + 1}"])
 
 
 def torch_sample(m, x, gen):
@@ -81,45 +72,23 @@ def torch_ms(entry, c, b, threads, iters):
         fn = lambda: ref.log_marginal(m, x)  # noqa: E731
     else:
         fn = lambda: torch_sample(m, x, gen)  # noqa: E731
-    times = []
-    with torch.inference_mode():
-        fn()  # warm-up
-        for _ in range(iters):
-            t = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    k = len(times)
-    return times[k // 2] if k % 2 else (times[k // 2 - 1] + times[k // 2]) / 2
+    return common.torch_ms(fn, iters)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mlc", default=os.path.join(ROOT, "target", "release", "mlc"))
-    ap.add_argument("--iters", type=int, default=20)
-    ap.add_argument("--batches", default="1,16")
-    ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--configs", default="test,medium")
+    ap = common.argparser(__doc__, iters=20, configs="test,medium")
     ap.add_argument("--entries", default="log_marginal,sample")
-    ap.add_argument("--json", action="store_true", help="also print mlc's JSON lines")
-    args = ap.parse_args()
-    if not os.path.exists(args.mlc):
-        sys.exit(f"{args.mlc} not found: cargo build --release -p mlc-compiler")
-    print(f"Generative Marginalization Models, random weights; median of {args.iters} runs "
-          f"(torch {torch.__version__})\n")
-    print("| config | entry | batch | threads | PyTorch eager (ms) | mlc cpu (ms) | speed-up |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    args = common.parse_args(ap)
+    common.print_header("Generative Marginalization Models, random weights", args.iters,
+                        ["config", "entry", "batch", "threads", "PyTorch eager (ms)", "mlc cpu (ms)", "speed-up"], 2)
     for name in args.configs.split(","):
         c = CONFIGS[name]
         for entry in args.entries.split(","):
-            for threads in [int(t) for t in args.threads.split(",")]:
-                for b in [int(x) for x in args.batches.split(",")]:
-                    t_ms = torch_ms(entry, c, b, threads, args.iters)
-                    m_ms, line = mlc_ms(args.mlc, entry, c, b, threads, args.iters)
-                    print(f"| {name} | `{entry}` | {b} | {threads} | {t_ms:.3f} | {m_ms:.3f} | {t_ms / m_ms:.1f}× |",
-                          flush=True)
-                    if args.json:
-                        print(json.dumps(line), file=sys.stderr)
+            for threads, b in common.threads_and_batches(args):
+                t_ms = torch_ms(entry, c, b, threads, args.iters)
+                m_ms, line = mlc_ms(args.mlc, entry, c, b, threads, args.iters)
+                common.print_row([name, f"`{entry}`", b, threads, f"{t_ms:.3f}", f"{m_ms:.3f}",
+                                  common.speedup(t_ms, m_ms)], line, args)
 
 
 if __name__ == "__main__":

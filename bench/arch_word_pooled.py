@@ -18,18 +18,15 @@ Each figure is the median of `--iters` timed runs after one warm-up run. On a sh
 machine the figures are noisy; compare ratios, not absolute times.
 """
 
-import argparse
-import json
-import os
-import subprocess
 import sys
-import time
+from pathlib import Path
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "examples", "word_pooled"))
-import reference as ref  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import arch_common as common  # noqa: E402
+
+ref = common.reference("word_pooled")
 
 CONFIGS = {
     "test": dict(d=64, heads=4, enc_heads=4, prefix=2, lm_layers=2, enc_layers=2, dec_layers=2, max_new=4, W=16),
@@ -38,14 +35,8 @@ CONFIGS = {
 
 
 def mlc_ms(mlc, c, b, threads, iters):
-    args = []
-    for k in ["d", "heads", "enc_heads", "prefix", "lm_layers", "enc_layers", "dec_layers", "max_new"]:
-        args += ["--set", f"{k}={c[k]}"]
-    cmd = [mlc, "bench", os.path.join(ROOT, "examples", "word_pooled"), "--entry", "generate", "--backend", "cpu",
-           "--bind", f"B={b},W={c['W']}", "--iters", str(iters), "--threads", str(threads)] + args
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    line = json.loads(out.strip().splitlines()[-1])
-    return line["median_ms"], line
+    sets = {k: c[k] for k in ["d", "heads", "enc_heads", "prefix", "lm_layers", "enc_layers", "dec_layers", "max_new"]}
+    return common.mlc_ms(mlc, "word_pooled", "generate", f"B={b},W={c['W']}", threads, iters, sets)
 
 
 def torch_ms(c, b, threads, iters):
@@ -60,42 +51,19 @@ def torch_ms(c, b, threads, iters):
     # suppress the end of word: every word runs all C0 character steps
     orig = m.decode_chars
     m.decode_chars = lambda g_, u: orig(g_, u).index_fill(-1, torch.tensor([0]), float("-inf"))
-    times = []
-    with torch.inference_mode():
-        m.generate(words, lengths, c["max_new"], [])  # warm-up
-        for _ in range(iters):
-            t = time.perf_counter()
-            m.generate(words, lengths, c["max_new"], [])
-            times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    k = len(times)
-    return times[k // 2] if k % 2 else (times[k // 2 - 1] + times[k // 2]) / 2
+    return common.torch_ms(lambda: m.generate(words, lengths, c["max_new"], []), iters)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mlc", default=os.path.join(ROOT, "target", "release", "mlc"))
-    ap.add_argument("--iters", type=int, default=10)
-    ap.add_argument("--batches", default="1,16")
-    ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--configs", default="test,medium")
-    ap.add_argument("--json", action="store_true", help="also print mlc's JSON lines")
-    args = ap.parse_args()
-    if not os.path.exists(args.mlc):
-        sys.exit(f"{args.mlc} not found: cargo build --release -p mlc-compiler")
-    print(f"Word-pooled LM `generate` (words outside, characters inside, KV cache), random weights; "
-          f"median of {args.iters} runs (torch {torch.__version__})\n")
-    print("| config | batch | threads | PyTorch eager (ms) | mlc cpu (ms) | speed-up |")
-    print("|---|---:|---:|---:|---:|---:|")
+    args = common.parse_args(common.argparser(__doc__, iters=10, configs="test,medium"))
+    common.print_header("Word-pooled LM `generate` (words outside, characters inside, KV cache), random weights",
+                        args.iters, ["config", "batch", "threads", "PyTorch eager (ms)", "mlc cpu (ms)", "speed-up"], 1)
     for name in args.configs.split(","):
         c = CONFIGS[name]
-        for threads in [int(t) for t in args.threads.split(",")]:
-            for b in [int(x) for x in args.batches.split(",")]:
-                t_ms = torch_ms(c, b, threads, args.iters)
-                m_ms, line = mlc_ms(args.mlc, c, b, threads, args.iters)
-                print(f"| {name} | {b} | {threads} | {t_ms:.3f} | {m_ms:.3f} | {t_ms / m_ms:.1f}× |", flush=True)
-                if args.json:
-                    print(json.dumps(line), file=sys.stderr)
+        for threads, b in common.threads_and_batches(args):
+            t_ms = torch_ms(c, b, threads, args.iters)
+            m_ms, line = mlc_ms(args.mlc, c, b, threads, args.iters)
+            common.print_row([name, b, threads, f"{t_ms:.3f}", f"{m_ms:.3f}", common.speedup(t_ms, m_ms)], line, args)
 
 
 if __name__ == "__main__":

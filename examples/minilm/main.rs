@@ -41,13 +41,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run(&Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    mlc_examples::exit_with(run(&Args::parse()))
 }
 
 fn run(args: &Args) -> Result<(), ExampleError> {

@@ -14,6 +14,8 @@ pub mod minilm;
 pub mod smollm2;
 pub mod word_pooled;
 
+use std::process::ExitCode;
+
 /// Why an example program failed. Every variant carries a message meant for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum ExampleError {
@@ -32,4 +34,16 @@ pub enum ExampleError {
     /// The program was called with inputs it cannot use.
     #[error("{0}")]
     Input(String),
+}
+
+/// The exit status of an example program's `run`: success, or `error: {message}` on standard
+/// error and failure (status 1).
+pub fn exit_with(result: Result<(), ExampleError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -9,10 +9,11 @@
 //! τ = 0 ignores the seed, a seed fixes the sample, and the NELBO is exactly the 1/t-weighted
 //! cross-entropy of the masked positions recomputed from the `denoise` entry.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use mlc_examples::engine::{Backend, Engine, compile};
-use mlc_runtime::{Tensor, TensorFile, safetensors_io};
+use common::{check, get, out, run};
+use mlc_examples::engine::{Backend, Engine};
+use mlc_runtime::{Tensor, TensorFile};
 
 /// model.dsl's defaults, which reference.py mirrors.
 const V: usize = 32;
@@ -23,57 +24,19 @@ const L: usize = P + GEN;
 const STEPS: usize = 8;
 const ELBO_SAMPLES: usize = 4;
 const NOISE_EPS: f64 = 1e-3;
-/// Largest accepted error relative to the largest finite magnitude of the golden tensor.
-const TOL: f64 = 1e-4;
-
-fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("diffusion_lm")
-}
 
 fn file(name: &str) -> TensorFile {
-    safetensors_io::load(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn get(f: &TensorFile, name: &str) -> Tensor {
-    f.get(name).unwrap_or_else(|e| panic!("{name}: {e}"))
+    common::load("diffusion_lm", name)
 }
 
 fn engine(backend: Backend, set: &[(&str, String)]) -> Engine {
-    let text = std::fs::read_to_string(dir().join("model.dsl")).expect("model.dsl");
-    let mut model = compile("examples/diffusion_lm/model.dsl", &text, set).unwrap_or_else(|e| panic!("{e}"));
-    model
-        .bind_weights(&file("weights.safetensors"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(model, backend).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn run(e: &mut Engine, entry: &str, inputs: &[(&str, Tensor)]) -> Vec<(String, Tensor)> {
-    let inputs: Vec<(String, Tensor)> = inputs.iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
-    e.run(entry, &inputs).unwrap_or_else(|err| panic!("{entry}: {err}"))
-}
-
-fn out<'a>(outs: &'a [(String, Tensor)], name: &str) -> &'a Tensor {
-    &outs
-        .iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("no output {name}"))
-        .1
-}
-
-fn check(what: &str, got: &Tensor, want: &Tensor) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
-    let scale = w.iter().filter(|x| x.is_finite()).fold(1e-30f64, |m, x| m.max(x.abs()));
-    let mut err = 0.0f64;
-    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        if b.is_finite() {
-            err = err.max((a - b).abs() / scale);
-        } else {
-            assert_eq!(a, b, "{what}[{i}]");
-        }
-    }
-    println!("{what}: relative error {err:.2e}");
-    assert!(err <= TOL, "{what}: relative error {err:e} > {TOL:e}");
+    let model = common::compile(
+        "examples/diffusion_lm/model.dsl",
+        &common::model_dsl("diffusion_lm"),
+        set,
+        &[],
+    );
+    common::engine(model, &file("weights.safetensors"), backend)
 }
 
 fn i64s(t: &Tensor) -> Vec<i64> {

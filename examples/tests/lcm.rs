@@ -14,34 +14,27 @@
 //! - structure: the Base-LCM is causal; sampling is deterministic for a seed and the seed
 //!   matters; zero-initialised AdaLN modulators make the denoiser ignore context and timestep.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::sync::OnceLock;
 
+use common::{check, get, rel_err, run_values as run};
 use mlc_examples::assets::MINILM;
-use mlc_examples::engine::{Backend, Engine, compile_entries};
+use mlc_examples::engine::{Backend, Engine};
 use mlc_examples::minilm::MiniLm;
-use mlc_runtime::{Tensor, TensorFile, Weights, safetensors_io};
+use mlc_runtime::{Tensor, TensorFile, Weights};
 
-const TOL: f64 = 1e-4;
 const D: usize = 384;
 
-fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("lcm")
-}
-
 fn load(name: &str) -> TensorFile {
-    safetensors_io::load(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn get(f: &TensorFile, name: &str) -> Tensor {
-    f.get(name).unwrap_or_else(|e| panic!("{name}: {e}"))
+    common::load("lcm", name)
 }
 
 /// The embeddings of the six sentences and of "End of text." computed by mlc's MiniLM (once).
 fn minilm_embeddings() -> &'static (Vec<Vec<f32>>, Vec<f32>) {
     static CELL: OnceLock<(Vec<Vec<f32>>, Vec<f32>)> = OnceLock::new();
     CELL.get_or_init(|| {
-        let text = std::fs::read_to_string(dir().join("sentences.txt")).expect("sentences.txt");
+        let text = std::fs::read_to_string(common::example_dir("lcm").join("sentences.txt")).expect("sentences.txt");
         let sentences: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         let model_dir = MINILM.locate().unwrap_or_else(|e| panic!("{e}"));
         let mut minilm = MiniLm::load(&model_dir, Backend::Cpu).unwrap_or_else(|e| panic!("{e}"));
@@ -61,40 +54,13 @@ fn prompt_and_eot() -> (Tensor, Tensor) {
 }
 
 fn compile(set: &[(&str, String)], entries: &[&str]) -> mlc_runtime::Model {
-    let text = std::fs::read_to_string(dir().join("model.dsl")).expect("model.dsl");
     let mut all = vec![("sonar_dim", D.to_string())];
     all.extend(set.iter().cloned());
-    compile_entries("examples/lcm/model.dsl", &text, &all, entries).unwrap_or_else(|e| panic!("{e}"))
+    common::compile("examples/lcm/model.dsl", &common::model_dsl("lcm"), &all, entries)
 }
 
 fn engine(backend: Backend, set: &[(&str, String)], entries: &[&str]) -> Engine {
-    let mut model = compile(set, entries);
-    model
-        .bind_weights(&load("golden_weights.safetensors"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(model, backend).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn run(e: &mut Engine, entry: &str, inputs: &[(&str, Tensor)]) -> Vec<Tensor> {
-    let inputs: Vec<(String, Tensor)> = inputs.iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
-    e.run(entry, &inputs)
-        .unwrap_or_else(|err| panic!("{entry}: {err}"))
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect()
-}
-
-fn rel_err(got: &Tensor, want: &Tensor) -> f64 {
-    assert_eq!(got.shape(), want.shape(), "shape");
-    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
-    let scale = w.iter().fold(1e-30f64, |m, x| m.max(x.abs()));
-    g.iter().zip(&w).map(|(a, b)| (a - b).abs() / scale).fold(0.0, f64::max)
-}
-
-fn check(what: &str, got: &Tensor, want: &Tensor) {
-    let err = rel_err(got, want);
-    println!("{what}: relative error {err:.2e}");
-    assert!(err <= TOL, "{what}: relative error {err:e} > {TOL:e}");
+    common::engine(compile(set, entries), &load("golden_weights.safetensors"), backend)
 }
 
 #[test]
@@ -287,10 +253,10 @@ fn zero_adaln_makes_the_denoiser_ignore_context_and_time() {
     let other_t = Tensor::from_i64(&[2, 3], vec![0, 10, 20, 50, 90, 99]);
     let other_x = Tensor::from_f32(&[2, 3, D], prompt.to_f32_vec().iter().rev().copied().collect());
     let b = run(&mut e, "denoise", &[("x_t", x_t), ("t", other_t), ("x", other_x)]);
-    let err = rel_err(&b[0], &a[0]);
+    let err = rel_err("zero modulators, other context and time", &b[0], &a[0]);
     assert!(err <= 1e-6, "with zero modulators the output moved by {err:e}");
     assert!(
-        rel_err(&a[0], &get(&g, "denoise.x0")) > 1e-2,
+        rel_err("zero modulators vs denoise.x0", &a[0], &get(&g, "denoise.x0")) > 1e-2,
         "the trained-like modulators do matter"
     );
 }

@@ -7,72 +7,29 @@
 //! the model's own marginals, and sampling is deterministic for a seed, writes every "?" exactly
 //! once along a permutation and keeps observed values.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use mlc_examples::engine::{Backend, Engine, compile};
-use mlc_runtime::{Tensor, TensorFile, safetensors_io};
+use common::{check, get, out, run};
+use mlc_examples::engine::{Backend, Engine};
+use mlc_runtime::{Tensor, TensorFile};
 
 /// The default configuration of model.dsl, which reference.py mirrors.
 const D: usize = 8;
 const K: usize = 4;
 const UNKNOWN: i64 = K as i64;
-/// Largest accepted error relative to the largest magnitude of the golden tensor.
-const TOL: f64 = 1e-4;
-
-fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("marginalization")
-}
 
 fn file(name: &str) -> TensorFile {
-    safetensors_io::load(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn get(f: &TensorFile, name: &str) -> Tensor {
-    f.get(name).unwrap_or_else(|e| panic!("{name}: {e}"))
+    common::load("marginalization", name)
 }
 
 fn engine(backend: Backend) -> Engine {
-    let text = std::fs::read_to_string(dir().join("model.dsl")).expect("model.dsl");
-    let mut model = compile("examples/marginalization/model.dsl", &text, &[]).unwrap_or_else(|e| panic!("{e}"));
-    model
-        .bind_weights(&file("weights.safetensors"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(model, backend).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn run(e: &mut Engine, entry: &str, inputs: &[(&str, Tensor)]) -> Vec<(String, Tensor)> {
-    let inputs: Vec<(String, Tensor)> = inputs.iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
-    e.run(entry, &inputs).unwrap_or_else(|err| panic!("{entry}: {err}"))
-}
-
-fn out<'a>(outs: &'a [(String, Tensor)], name: &str) -> &'a Tensor {
-    &outs
-        .iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("no output {name}"))
-        .1
-}
-
-/// max |got − want| / max |want| over the finite entries; infinities must agree exactly.
-fn rel_err(what: &str, got: &Tensor, want: &Tensor) -> f64 {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
-    let scale = w.iter().filter(|x| x.is_finite()).fold(1e-30f64, |m, x| m.max(x.abs()));
-    let mut err = 0.0f64;
-    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        if b.is_finite() {
-            err = err.max((a - b).abs() / scale);
-        } else {
-            assert_eq!(a, b, "{what}[{i}]: got {a}, want {b}");
-        }
-    }
-    err
-}
-
-fn check(what: &str, got: &Tensor, want: &Tensor) {
-    let err = rel_err(what, got, want);
-    println!("{what}: relative error {err:.2e}");
-    assert!(err <= TOL, "{what}: relative error {err:e} > {TOL:e}");
+    let model = common::compile(
+        "examples/marginalization/model.dsl",
+        &common::model_dsl("marginalization"),
+        &[],
+        &[],
+    );
+    common::engine(model, &file("weights.safetensors"), backend)
 }
 
 fn i64s(t: &Tensor) -> Vec<i64> {

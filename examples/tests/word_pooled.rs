@@ -12,32 +12,24 @@
 //!   generated words reproduces every generated unit and end of word), a word's encoder output
 //!   depends only on its own units (padding never leaks).
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use mlc_examples::engine::{Backend, Engine, compile_entries};
+use common::{check_values as check, get, run_values as run};
+use mlc_examples::engine::{Backend, Engine};
 use mlc_examples::word_pooled::{PromptBatch, bucket, detokenize, segment, to_tensors, words_of};
-use mlc_runtime::{Tensor, TensorFile, safetensors_io};
+use mlc_runtime::{Tensor, TensorFile};
 
-const TOL: f64 = 1e-4;
 const CANVAS: usize = 8;
 const PREFIX: usize = 2;
 const D: usize = 64;
 const MAX_WORDS: usize = 64;
 
-fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("word_pooled")
-}
-
 fn golden() -> TensorFile {
-    safetensors_io::load(dir().join("golden.safetensors")).expect("golden.safetensors")
-}
-
-fn get(f: &TensorFile, name: &str) -> Tensor {
-    f.get(name).unwrap_or_else(|e| panic!("{name}: {e}"))
+    common::load("word_pooled", "golden.safetensors")
 }
 
 fn texts() -> Vec<String> {
-    let text = std::fs::read_to_string(dir().join("texts.txt")).expect("texts.txt");
+    let text = std::fs::read_to_string(common::example_dir("word_pooled").join("texts.txt")).expect("texts.txt");
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(str::to_string)
@@ -52,35 +44,13 @@ const POOLED: &str = r#"
 "#;
 
 fn engine(backend: Backend, entries: &[&str]) -> Engine {
-    let text = std::fs::read_to_string(dir().join("model.dsl")).expect("model.dsl");
-    let end = text.rfind('}').unwrap();
-    let text = format!("{}{POOLED}\n}}\n", &text[..end]);
-    let mut model =
-        compile_entries("examples/word_pooled/model.dsl", &text, &[], entries).unwrap_or_else(|e| panic!("{e}"));
-    let weights = safetensors_io::load(dir().join("golden_weights.safetensors")).unwrap();
-    model.bind_weights(&weights).unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(model, backend).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn run(e: &mut Engine, entry: &str, inputs: &[(&str, Tensor)]) -> Vec<Tensor> {
-    let inputs: Vec<(String, Tensor)> = inputs.iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
-    e.run(entry, &inputs)
-        .unwrap_or_else(|err| panic!("{entry}: {err}"))
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect()
-}
-
-fn check(what: &str, got: &[f64], want: &[f64]) {
-    assert_eq!(got.len(), want.len(), "{what}: size");
-    let scale = want.iter().fold(1e-30f64, |m, x| m.max(x.abs()));
-    let err = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs() / scale)
-        .fold(0.0, f64::max);
-    println!("{what}: relative error {err:.2e}");
-    assert!(err <= TOL, "{what}: relative error {err:e} > {TOL:e}");
+    let dsl = common::with_entries(&common::model_dsl("word_pooled"), POOLED);
+    let model = common::compile("examples/word_pooled/model.dsl", &dsl, &[], entries);
+    common::engine(
+        model,
+        &common::load("word_pooled", "golden_weights.safetensors"),
+        backend,
+    )
 }
 
 /// The rows of `t` [B, R, ...] restricted to the first `r` of R, flattened.
