@@ -13,7 +13,12 @@
 # `cargo fuzz run --sanitizer none <target> fuzz/artifacts/<target>/<file>` in fuzz/.
 # Environment: FUZZ_JOBS (parallel fuzzing processes per target, default 1), FUZZ_NICE
 # (niceness, default 19), FUZZ_SANITIZER (default none: the targets parse files in safe Rust;
-# `address` also works, slower).
+# `address` also works, slower; it does not see into JIT-compiled code, whose loads and stores
+# are not instrumented). compile_diff (random programs, interpreter vs CPU backend) runs a few
+# executions a second, the parsers thousands; scripts/asan.sh runs the unsafe code's tests under
+# AddressSanitizer. FUZZ_KEEP_GOING=1 runs libFuzzer's fork mode with -ignore_crashes (and
+# timeouts, OOMs): a run goes on after a finding and saves every crashing input, which is what
+# compile_diff wants when one kind of mismatch keeps coming back (FUZZ_JOBS forks then).
 set -euo pipefail
 
 if [[ $# -lt 1 || ! "$1" =~ ^[0-9]+$ ]]; then
@@ -35,7 +40,9 @@ fi
 
 nice -n "$nice_level" cargo fuzz build --sanitizer "$sanitizer"
 parallel=()
-if [[ $jobs -gt 1 ]]; then
+if [[ ${FUZZ_KEEP_GOING:-0} != 0 ]]; then
+    parallel=(-fork="$jobs" -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+elif [[ $jobs -gt 1 ]]; then
     parallel=(-jobs="$jobs" -workers="$jobs")
 fi
 
@@ -55,6 +62,10 @@ for t in "${targets[@]}"; do
     set -e
     # With FUZZ_JOBS > 1, libFuzzer's workers log to fuzz-N.log here.
     execs=$(cat "$log" fuzz-*.log 2>/dev/null | grep 'stat::number_of_executed_units' | awk '{s += $2} END {print s + 0}' || true)
+    if [[ ${FUZZ_KEEP_GOING:-0} != 0 ]]; then
+        # Fork mode prints `#EXECS: cov: ... crash: N ...` lines instead of the final stats.
+        execs=$(grep -oE '^#[0-9]+: cov' "$log" | tail -1 | tr -dc '0-9' || true)
+    fi
     cov=$(cat "$log" fuzz-*.log 2>/dev/null | grep -oE 'cov: [0-9]+' | tail -1 | awk '{print $2}' || true)
     after=$(find "artifacts/$t" -type f | wc -l)
     found=$((after - before))

@@ -1549,6 +1549,12 @@ impl Builder {
             let u = body.new_param(vec![h, h])?;
             let a = body.mk(Op::MatMul, &[&step, &w], 1.0, false)?;
             let b = body.mk(Op::MatMul, &[&hc, &u], 1.0, false)?;
+            // Scale the recurrence by a power of two (exact) so that `h @ U` has gain at most
+            // 1/2: the loop then damps rounding differences between backends instead of
+            // amplifying them step after step (found by the `compile_diff` fuzz target).
+            let gain = u.mag * h as f64;
+            let scale = 0.5f64.powi((2.0 * gain).log2().ceil().max(0.0) as i32);
+            let b = body.bin_scalar(BinaryOp::Mul, &b, scale)?;
             let s = body.bin(BinaryOp::Add, &a, &b)?;
             let s = if body.chance(0.5) {
                 let bias = body.new_param(vec![h])?;
