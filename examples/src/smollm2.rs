@@ -320,8 +320,15 @@ impl SmolLm2 {
         let past_shape = [layers, 1, kvh, p, dh];
         let inputs = [
             ("tokens".to_string(), Tensor::from_i64(&[1, n], ids)),
-            ("past_k".to_string(), Tensor::from_f32(&past_shape, cache.k.clone())),
-            ("past_v".to_string(), Tensor::from_f32(&past_shape, cache.v.clone())),
+            // The cache moves into the inputs (no copy); the append below reads it back.
+            (
+                "past_k".to_string(),
+                Tensor::from_f32(&past_shape, std::mem::take(&mut cache.k)),
+            ),
+            (
+                "past_v".to_string(),
+                Tensor::from_f32(&past_shape, std::mem::take(&mut cache.v)),
+            ),
         ];
         let out = self.engine.run("step", &inputs)?;
         let get = |i: usize| {
@@ -340,8 +347,9 @@ impl SmolLm2 {
             }
             merged
         };
-        cache.k = append(&cache.k, new_k);
-        cache.v = append(&cache.v, new_v);
+        let past = |i: usize| inputs[i].1.as_f32().unwrap_or_default();
+        cache.k = append(past(1), new_k);
+        cache.v = append(past(2), new_v);
         cache.len = p + n;
         Ok(logits.to_vec())
     }
