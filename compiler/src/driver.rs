@@ -42,7 +42,7 @@ pub fn compile_source(name: &str, text: &str, opts: &LowerOptions) -> Result<Com
     finish(program, opts)
 }
 
-/// Runs the standard pass pipeline (canonicalize, const-fold, cse, dce) over a lowered module
+/// Runs the standard pass pipeline (matvec, canonicalize, const-fold, cse, dce) over a lowered module
 /// and verifies the result: what `mlc build` and `mlc run` do before planning.
 pub fn optimize(module: &mut Module) -> Result<(), CompileError> {
     mlc_ir::passes::run_pipeline(module, None, |_, _| {}).map_err(|e| CompileError::Internal(e.to_string()))?;

@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use mlc_ir::passes::{Canonicalize, ConstFold, Cse, Dce, PASS_NAMES, run_on_module};
+use mlc_ir::passes::{Canonicalize, ConstFold, Cse, Dce, MatVec, PASS_NAMES, run_on_module};
 use mlc_ir::*;
 
 /// Runs one pass over the module, verifying before and after, and returns the printed result.
@@ -291,6 +291,40 @@ fn const_fold_uses_the_ir_arithmetic() {
 }
 
 #[test]
+fn matvec_turns_a_single_column_product_into_a_row_sum() {
+    use DType::F32;
+    let mut g = Graph::new();
+    let a = v(g.add_input("a", ty(F32, &["B", "N", "8"])));
+    let col = v(g.add_input("col", ty(F32, &["8", "1"])));
+    let two = v(g.add_input("two", ty(F32, &["8", "2"])));
+    let t = add(&mut g, Op::Unary(UnaryOp::Tanh), &[a]);
+    let mv = add(&mut g, Op::MatMul, &[v(t), col]);
+    // Two columns: a real GEMM, left alone.
+    let mm = add(&mut g, Op::MatMul, &[v(t), two]);
+    out(&mut g, "mv", mv);
+    out(&mut g, "mm", mm);
+    let mut m = one_fn(g);
+    let before = print_module(&m);
+    let text = apply(&MatVec, &mut m);
+    let lines = body(&text);
+    let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
+    assert!(has("reshape([8]) %1 : f32[8]"), "{text}");
+    assert!(has("mul %3, %") && has(": f32[B, N, 8]"), "{text}");
+    assert!(
+        has("reduce_sum(axes=[2], keepdim=true)") && has(": f32[B, N, 1]"),
+        "{text}"
+    );
+    assert_eq!(lines.iter().filter(|l| l.contains("matmul")).count(), 1, "{text}");
+    assert!(has("matmul %3, %2 : f32[B, N, 2]"), "{text}");
+    // The outputs keep their types (the verifier checked the rest).
+    let f = &m.functions[0].graph;
+    assert_eq!(f.output_types()[0], ty(F32, &["B", "N", "1"]));
+    // Nothing more to rewrite the second time.
+    assert!(!run_on_module(&MatVec, &mut m));
+    assert_ne!(before, text);
+}
+
+#[test]
 fn cse_merges_pure_duplicates_within_one_scope() {
     use DType::*;
     let mut g = Graph::new();
@@ -403,7 +437,7 @@ fn dce_removes_dead_nodes_and_keeps_interfaces() {
 
 #[test]
 fn the_pipeline_runs_in_order_keeps_verifying_and_stops_on_request() {
-    assert_eq!(PASS_NAMES, ["canonicalize", "const-fold", "cse", "dce"]);
+    assert_eq!(PASS_NAMES, ["matvec", "canonicalize", "const-fold", "cse", "dce"]);
     let names: Vec<&str> = standard_pipeline().iter().map(|p| p.name()).collect();
     assert_eq!(names, PASS_NAMES);
     for m in [mlp(), decoder(), kitchen_sink()] {
@@ -421,11 +455,11 @@ fn the_pipeline_runs_in_order_keeps_verifying_and_stops_on_request() {
     let mut m = kitchen_sink();
     let mut seen = vec![];
     run_pipeline(&mut m, Some("cse"), |name, _| seen.push(name.to_string())).unwrap();
-    assert_eq!(seen, ["canonicalize", "const-fold", "cse"]);
+    assert_eq!(seen, ["matvec", "canonicalize", "const-fold", "cse"]);
     let err = run_pipeline(&mut m, Some("fuse"), |_, _| panic!("ran a pass")).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "unknown pass `fuse` (the passes are canonicalize, const-fold, cse, dce)"
+        "unknown pass `fuse` (the passes are matvec, canonicalize, const-fold, cse, dce)"
     );
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use mlc_ir::{BinaryOp, DType, Graph, NodeId, Op, UnaryOp, Value};
+use mlc_ir::{BinaryOp, DType, Dim, Graph, NodeId, Op, UnaryOp, Value};
 
 use crate::attention::AttnMatch;
 
@@ -115,6 +115,45 @@ fn broadcasts(g: &Graph, n: NodeId, class: Class, v: Value) -> bool {
     outer_only && (matches!(g.node(n).op, Op::Expand(_)) || class == Class::Elementwise)
 }
 
+/// True when consumer `n` reads its operand `v` once per row of its kernel rather than once per
+/// element: `n`'s result has a last axis of 1 (a per-row value itself), or `n` broadcasts `v`
+/// along the innermost axis only (a per-row statistic scaling its row). A reduction read that
+/// way is computed once per row inside the consumer's kernel (kernel_gen memoises it at the
+/// outermost loop level that fixes its index); read any other way, including by another
+/// reduction, it is recomputed for every element that reads it.
+fn reads_per_row(g: &Graph, n: NodeId, class: Class, v: Value) -> bool {
+    if class == Class::Reduce {
+        return false;
+    }
+    let (from, to) = (&g.ty(v).shape, &g.ty(Value::of(n)).shape);
+    let one = Some(&Dim::c(1));
+    let row_valued = to.last() == one;
+    let row_broadcast = from.len() == to.len() && from.last() == one && to.last() != one;
+    row_valued || (row_broadcast && (matches!(g.node(n).op, Op::Expand(_)) || class == Class::Elementwise))
+}
+
+/// The number of elements one result element of reduction `n` combines, a symbolic axis
+/// counted as [`SYMBOLIC_AXIS_LEN`].
+fn reduce_len(g: &Graph, n: NodeId) -> usize {
+    let shape = &g.ty(g.operands(n)[0]).shape;
+    let axes: Vec<usize> = match &g.node(n).op {
+        Op::Reduce { axes, .. } => axes.clone(),
+        Op::ArgReduce { axis, .. } => vec![*axis],
+        _ => return 1,
+    };
+    axes.iter()
+        .map(|&a| {
+            shape
+                .get(a)
+                .and_then(Dim::as_const)
+                .map_or(SYMBOLIC_AXIS_LEN, |d| d.max(1) as usize)
+        })
+        .fold(1usize, usize::saturating_mul)
+}
+
+/// The length assumed for a symbolic axis when weighing what a reduction costs.
+const SYMBOLIC_AXIS_LEN: usize = 64;
+
 /// True for a reduction (or arg-reduction) over the last axes of its input: its consumers in
 /// the natural layout need it once per row.
 fn reduces_trailing_axes(g: &Graph, n: NodeId) -> bool {
@@ -144,6 +183,8 @@ pub fn buffered_values(
     let mut forced: HashSet<Value> = HashSet::new();
     // Values some consumer broadcasts.
     let mut broadcast: HashSet<Value> = HashSet::new();
+    // Values some consumer reads once per element of its own (not hoisted per row).
+    let mut per_element: HashSet<Value> = HashSet::new();
     for &n in order {
         if interior.contains(&n) {
             continue;
@@ -160,6 +201,9 @@ pub fn buffered_values(
             *uses.entry(*v).or_default() += 1;
             if broadcasts(g, n, class[&n], *v) {
                 broadcast.insert(*v);
+            }
+            if !reads_per_row(g, n, class[&n], *v) {
+                per_element.insert(*v);
             }
             let fuses = match class[&n] {
                 Class::Elementwise | Class::Movement | Class::Reduce => true,
@@ -186,12 +230,26 @@ pub fn buffered_values(
             continue;
         }
         let node = g.node(n);
+        // A reduction read per row costs a load; read per element, its whole row's work.
         let inline_cost = op_cost(&node.op)
             + g.operands(n)
                 .iter()
                 .filter(|v| !buffered.contains(v))
-                .map(|v| cost.get(&v.node).copied().unwrap_or(0))
+                .map(|v| {
+                    let per_row = class[&v.node] == Class::Reduce && reads_per_row(g, n, class[&n], *v);
+                    if per_row {
+                        1
+                    } else {
+                        cost.get(&v.node).copied().unwrap_or(0)
+                    }
+                })
                 .sum::<usize>();
+        // What one element of `n` costs wherever it is read per element.
+        let element_cost = if class[&n] == Class::Reduce {
+            inline_cost.saturating_mul(reduce_len(g, n))
+        } else {
+            inline_cost
+        };
         for i in 0..node.outputs.len() {
             let v = Value {
                 node: n,
@@ -201,14 +259,18 @@ pub fn buffered_values(
             let forced_here = forced.contains(&v);
             // Recomputing a small expression in each consumer beats a round trip through
             // memory; not when a consumer would recompute it for every element it broadcasts to.
-            let too_costly = (many && inline_cost > MAX_RECOMPUTE)
-                || (broadcast.contains(&v) && inline_cost > MAX_RECOMPUTE_BROADCAST);
+            let too_costly = (many && element_cost > MAX_RECOMPUTE)
+                || (broadcast.contains(&v) && element_cost > MAX_RECOMPUTE_BROADCAST);
             let needs = match class[&n] {
                 Class::Leaf | Class::MatMul | Class::Loop | Class::Opaque => true,
                 Class::Free => forced_here,
                 // A reduction over trailing axes is computed inside each consumer's kernel, once
-                // per row (see kernel_gen); other reductions get a kernel and a buffer.
-                Class::Reduce => forced_here || !reduces_trailing_axes(g, n),
+                // per row (see kernel_gen); other reductions get a kernel and a buffer, and so
+                // does one that several consumers would recompute per element (a score row
+                // that a softmax reads in each of its passes).
+                Class::Reduce => {
+                    forced_here || !reduces_trailing_axes(g, n) || (per_element.contains(&v) && too_costly)
+                }
                 Class::Elementwise => forced_here || too_costly,
                 Class::Movement => forced_here || (!remap_of_buffer.contains(&n) && too_costly),
             };
@@ -216,7 +278,7 @@ pub fn buffered_values(
                 buffered.insert(v);
             }
         }
-        cost.insert(n, if class[&n] == Class::Reduce { 1 } else { inline_cost });
+        cost.insert(n, element_cost);
         if class[&n] == Class::Movement {
             let src = g.operands(n)[0];
             if buffered.contains(&src) || remap_of_buffer.contains(&src.node) {

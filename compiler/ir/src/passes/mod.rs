@@ -9,11 +9,13 @@ mod canonicalize;
 mod const_fold;
 mod cse;
 mod dce;
+mod matvec;
 
 pub use canonicalize::Canonicalize;
 pub use const_fold::ConstFold;
 pub use cse::Cse;
 pub use dce::Dce;
+pub use matvec::MatVec;
 
 use petgraph::Direction;
 use petgraph::visit::EdgeRef;
@@ -30,11 +32,12 @@ pub trait Pass {
 }
 
 /// The names of the standard pipeline's passes, in order.
-pub const PASS_NAMES: [&str; 4] = ["canonicalize", "const-fold", "cse", "dce"];
+pub const PASS_NAMES: [&str; 5] = ["matvec", "canonicalize", "const-fold", "cse", "dce"];
 
-/// The standard pipeline: canonicalize, const-fold, cse, dce.
+/// The standard pipeline: matvec, canonicalize, const-fold, cse, dce.
 pub fn standard_pipeline() -> Vec<Box<dyn Pass>> {
     vec![
+        Box::new(MatVec),
         Box::new(Canonicalize),
         Box::new(ConstFold),
         Box::new(Cse),
@@ -44,7 +47,7 @@ pub fn standard_pipeline() -> Vec<Box<dyn Pass>> {
 
 /// `--after` named a pass that the pipeline does not have.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown pass `{0}` (the passes are canonicalize, const-fold, cse, dce)")]
+#[error("unknown pass `{0}` (the passes are matvec, canonicalize, const-fold, cse, dce)")]
 pub struct UnknownPass(pub String);
 
 /// Runs `pass` on the loop bodies inside `g` (recursively, innermost first), then on `g`.

@@ -55,7 +55,7 @@ pub struct DumpArgs {
     /// Only this entry point.
     #[arg(long)]
     pub entry: Option<String>,
-    /// `lower` (no passes), a pass name (canonicalize, const-fold, cse, dce), `all` (every
+    /// `lower` (no passes), a pass name (matvec, canonicalize, const-fold, cse, dce), `all` (every
     /// stage in turn), or `fuse` (the fused plan: kernels and steps). Default: after the whole
     /// pipeline.
     #[arg(long)]

@@ -152,9 +152,15 @@ impl Lowerer {
             None => module.declare_anonymous_function(&self.sig),
         }
         .map_err(|e| backend(&k.name, &e))?;
+        let disasm = std::env::var_os("MLC_JIT_DISASM").is_some();
+        self.ctx.set_disasm(disasm);
         module
             .define_function(id, &mut self.ctx)
             .map_err(|e| backend(&k.name, &format!("{e:?}")))?;
+        // A debugging aid (documented in ARCHITECTURE.md): the machine code of every kernel.
+        if disasm && let Some(vcode) = self.ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+            eprintln!("; kernel {}\n{vcode}", k.name);
+        }
         module.clear_context(&mut self.ctx);
         Ok((id, vectorized))
     }
