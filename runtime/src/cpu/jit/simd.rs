@@ -588,58 +588,39 @@ impl Gen<'_, '_> {
         }
     }
 
-    /// Emits reduction loop `var` over `0..n` (checked by [`Self::reduction_accs`]): `F32X4`
-    /// partial accumulators from the identity, four iterations at a time, the lanes combined
-    /// pairwise into the accumulator afterwards, then the scalar body for the tail.
+    /// Emits reduction loop `var` over `0..n` (checked by [`Self::reduction_accs`]): two sets of
+    /// `F32X4` partial accumulators from the identity, eight iterations at a time (two
+    /// independent chains, so the loop is not bound by the latency of one add or FMA), then four
+    /// at a time into the first set; the sets and lanes are combined pairwise into the
+    /// accumulator afterwards, then the scalar body runs the tail.
     pub(super) fn reduction_loop(&mut self, var: u32, n: Value, body: &[KStmt], accs: &[(u32, BinaryOp)]) -> R<()> {
-        let mut parts: HashMap<u32, (Variable, BinaryOp)> = HashMap::new();
-        for &(a, op) in accs {
-            let p = self.b.declare_var(F32X4);
-            let id = self.fconst(Self::identity(op));
-            let id = self.b.ins().splat(F32X4, id);
-            self.b.def_var(p, id);
-            parts.insert(a, (p, op));
+        let mut sets: [HashMap<u32, (Variable, BinaryOp)>; 2] = [HashMap::new(), HashMap::new()];
+        for set in &mut sets {
+            for &(a, op) in accs {
+                let p = self.b.declare_var(F32X4);
+                let id = self.fconst(Self::identity(op));
+                let id = self.b.ins().splat(F32X4, id);
+                self.b.def_var(p, id);
+                set.insert(a, (p, op));
+            }
         }
         let zero = self.iconst(cranelift_codegen::ir::types::I64, 0);
-        let bound = self.b.ins().iadd_imm_s(n, -(LANES - 1));
-        let rest = self.counted_loop(zero, bound, LANES, |g, i| {
-            g.scoped(|g| {
-                g.ivars.insert(var, i);
-                let mut locals: HashMap<u32, VVal> = HashMap::new();
-                for s in body {
-                    match s {
-                        KStmt::Assign { var: a, value } => {
-                            let (p, op) = parts[a];
-                            let (_, e) = reduction_operand(*a, value).ok_or("internal: not a reduction")?;
-                            let acc = g.b.use_var(p);
-                            let next = match e {
-                                VExpr::Binary(BinaryOp::Mul, x, y) if op == BinaryOp::Add && g.feat.fma => {
-                                    // As the scalar code fuses `acc + x*y`.
-                                    let vx = g.vexpr_v(var, &locals, x)?;
-                                    let vy = g.vexpr_v(var, &locals, y)?;
-                                    let (x, y) = (g.lanes_f32(vx)?, g.lanes_f32(vy)?);
-                                    g.b.ins().fma(x, y, acc)
-                                }
-                                _ => {
-                                    let ve = g.vexpr_v(var, &locals, e)?;
-                                    let x = g.lanes_f32(ve)?;
-                                    g.reduce_op(op, acc, x)
-                                }
-                            };
-                            g.b.def_var(p, next);
-                        }
-                        _ => g.vstmt(var, &mut locals, s)?,
-                    }
-                }
-                Ok(())
-            })
+        let bound8 = self.b.ins().iadd_imm_s(n, -(2 * LANES - 1));
+        let rest8 = self.counted_loop(zero, bound8, 2 * LANES, |g, i| {
+            g.reduction_body(var, i, body, &sets[0])?;
+            let i4 = g.b.ins().iadd_imm_s(i, LANES);
+            g.reduction_body(var, i4, body, &sets[1])
         })?;
+        let bound4 = self.b.ins().iadd_imm_s(n, -(LANES - 1));
+        let rest = self.counted_loop(rest8, bound4, LANES, |g, i| g.reduction_body(var, i, body, &sets[0]))?;
         for &(a, op) in accs {
-            let (p, _) = parts[&a];
+            let (p0, _) = sets[0][&a];
+            let (p1, _) = sets[1][&a];
             let Some(&SVar::Acc(x, _)) = self.svars.get(&a) else {
                 return Err(format!("internal: v{a} is not an accumulator"));
             };
-            let v = self.b.use_var(p);
+            let (v0, v1) = (self.b.use_var(p0), self.b.use_var(p1));
+            let v = self.reduce_op(op, v0, v1);
             let l: Vec<Value> = (0..LANES as u8).map(|k| self.b.ins().extractlane(v, k)).collect();
             let h01 = self.reduce_op(op, l[0], l[1]);
             let h23 = self.reduce_op(op, l[2], l[3]);
@@ -655,6 +636,46 @@ impl Gen<'_, '_> {
             })
         })?;
         Ok(())
+    }
+
+    /// One four-lane step of a reduction loop at index `i`, into the partial accumulators `parts`.
+    fn reduction_body(
+        &mut self,
+        var: u32,
+        i: Value,
+        body: &[KStmt],
+        parts: &HashMap<u32, (Variable, BinaryOp)>,
+    ) -> R<()> {
+        self.scoped(|g| {
+            g.ivars.insert(var, i);
+            let mut locals: HashMap<u32, VVal> = HashMap::new();
+            for s in body {
+                match s {
+                    KStmt::Assign { var: a, value } => {
+                        let (p, op) = parts[a];
+                        let (_, e) = reduction_operand(*a, value).ok_or("internal: not a reduction")?;
+                        let acc = g.b.use_var(p);
+                        let next = match e {
+                            VExpr::Binary(BinaryOp::Mul, x, y) if op == BinaryOp::Add && g.feat.fma => {
+                                // As the scalar code fuses `acc + x*y`.
+                                let vx = g.vexpr_v(var, &locals, x)?;
+                                let vy = g.vexpr_v(var, &locals, y)?;
+                                let (x, y) = (g.lanes_f32(vx)?, g.lanes_f32(vy)?);
+                                g.b.ins().fma(x, y, acc)
+                            }
+                            _ => {
+                                let ve = g.vexpr_v(var, &locals, e)?;
+                                let x = g.lanes_f32(ve)?;
+                                g.reduce_op(op, acc, x)
+                            }
+                        };
+                        g.b.def_var(p, next);
+                    }
+                    _ => g.vstmt(var, &mut locals, s)?,
+                }
+            }
+            Ok(())
+        })
     }
 }
 
