@@ -464,13 +464,14 @@ impl<'a> KernelBuilder<'a> {
             extent
         };
         let level = self.levels.pop().expect("pushed above");
-        let k = KernelFn {
+        let mut k = KernelFn {
             name,
             bufs: self.bufs,
             dims: self.dims.clone(),
             parallel: (p, extent),
             body: level.stmts,
         };
+        mlc_ir::kernel::hoist_invariants(&mut k);
         Ok((k, self.args, self.dims))
     }
 }

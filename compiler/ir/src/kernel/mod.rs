@@ -11,8 +11,10 @@
 //! half-open range `lo..hi` of its parallel index (see [`KernelFn::parallel`]). Buffers are dense
 //! row-major arrays of their dtype; every index below is an element offset.
 
+mod hoist;
 mod print;
 
+pub use hoist::hoist_invariants;
 pub use print::print_kernel;
 
 use crate::dtype::DType;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, I8, I32, I64};
-use cranelift_codegen::ir::{FuncRef, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use mlc_ir::{BinaryOp, DType, IExpr, KStmt, KernelFn, Scalar, UnaryOp, VExpr};
 
@@ -188,7 +188,39 @@ impl Gen<'_, '_> {
     }
 
     pub(super) fn stmts(&mut self, body: &[KStmt]) -> R<()> {
-        self.scoped(|g| body.iter().try_for_each(|s| g.stmt(s)))
+        self.scoped(|g| {
+            // The `let`s since the last loop: pinned before the next one.
+            let mut lets = Vec::new();
+            for s in body {
+                if matches!(s, KStmt::Loop { .. }) && !lets.is_empty() {
+                    g.pin(&lets);
+                    lets.clear();
+                }
+                g.stmt(s)?;
+                if let KStmt::Let { var, .. } = s
+                    && let Some(&SVar::Let(v, _)) = g.svars.get(var)
+                {
+                    lets.push(v);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Keeps `values` computed here, before the loop that follows. Cranelift's optimiser places
+    /// a pure value at its uses, and never hoists one with a constant operand out of a loop
+    /// (the constant is rematerialised at the use), so a `let` that the Kernel IR hoisted out
+    /// of a loop (`mean / n`, `rsqrt(var / n + eps)`) would sink back into it and run once per
+    /// element. A store is fixed where it is, so its operand is computed before it; the slot is
+    /// never read.
+    fn pin(&mut self, values: &[Value]) {
+        let size = 16 * values.len() as u32;
+        let slot = self
+            .b
+            .create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 4));
+        for (i, &v) in values.iter().enumerate() {
+            self.b.ins().stack_store(I64, v, slot, 16 * i as i32);
+        }
     }
 
     fn stmt(&mut self, s: &KStmt) -> R<()> {
