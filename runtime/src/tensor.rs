@@ -82,6 +82,25 @@ impl Data {
         })
     }
 
+    /// Copies `len` elements of `src` from position `from` to position `at` of `self`. `None` if
+    /// the dtypes differ or either run is out of range.
+    pub fn copy_run(&mut self, at: usize, src: &Data, from: usize, len: usize) -> Option<()> {
+        fn run<T: Copy>(dst: &mut [T], at: usize, src: &[T], from: usize, len: usize) -> Option<()> {
+            let d = dst.get_mut(at..at.checked_add(len)?)?;
+            d.copy_from_slice(src.get(from..from.checked_add(len)?)?);
+            Some(())
+        }
+        match (self, src) {
+            (Data::F32(d), Data::F32(s)) => run(d, at, s, from, len),
+            (Data::F16(d), Data::F16(s)) => run(d, at, s, from, len),
+            (Data::BF16(d), Data::BF16(s)) => run(d, at, s, from, len),
+            (Data::I32(d), Data::I32(s)) => run(d, at, s, from, len),
+            (Data::I64(d), Data::I64(s)) => run(d, at, s, from, len),
+            (Data::Bool(d), Data::Bool(s)) => run(d, at, s, from, len),
+            _ => None,
+        }
+    }
+
     /// The concatenation of the elements of `parts`. `None` if their dtypes differ or `parts`
     /// is empty.
     pub fn concat(parts: &[&Data]) -> Option<Data> {

@@ -3,7 +3,7 @@
 use mlc_ir::Dim;
 
 use crate::error::RuntimeError;
-use crate::tensor::{Tensor, shape_numel};
+use crate::tensor::{Data, Tensor, shape_numel};
 
 use super::NodeCx;
 use super::layout::{check_axis, concat_data, for_each_index, pick, pick_data, scalar_int, split_at_axis, strides};
@@ -117,12 +117,14 @@ pub fn dynamic_slice(cx: &NodeCx, axis: usize, size: &Dim, x: &Tensor, start: &T
     let s = clamp_start(start, n, size);
     let mut shape = x.shape().to_vec();
     shape[axis] = size;
-    let mut pos = Vec::with_capacity(shape_numel(&shape));
+    // One contiguous run of `size * inner` elements per outer index.
+    let run = size * inner;
+    let mut data = Data::zeros(x.dtype(), shape_numel(&shape));
     for o in 0..outer {
-        let base = (o * n + s) * inner;
-        pos.extend(base..base + size * inner);
+        data.copy_run(o * run, x.data(), (o * n + s) * inner, run)
+            .ok_or_else(|| cx.err("internal: window out of range"))?;
     }
-    pick(cx, x, &pos, shape)
+    Tensor::new(shape, data).map_err(|e| cx.err(format!("internal: {e}")))
 }
 
 /// Writes `update` into `x` at `start` along `axis`, clamped so the update fits.
@@ -146,12 +148,20 @@ pub fn dynamic_update_slice(
         )));
     }
     let s = clamp_start(start, n, size);
-    let both = concat_data(cx, &[x, update])?;
-    let mut map: Vec<usize> = (0..x.numel()).collect();
-    for o in 0..outer {
-        for j in 0..size * inner {
-            map[(o * n + s) * inner + j] = x.numel() + o * size * inner + j;
-        }
+    if update.dtype() != x.dtype() {
+        return Err(cx.err(format!(
+            "operand dtypes differ: {}, {}",
+            x.type_string(),
+            update.type_string()
+        )));
     }
-    pick_data(cx, &both, &map, x.shape().to_vec())
+    // A copy of `x` with one contiguous run of `size * inner` elements replaced per outer index
+    // (the KV cache of a decode loop: a copy, not a gather through an index map).
+    let run = size * inner;
+    let mut data = x.data().clone();
+    for o in 0..outer {
+        data.copy_run((o * n + s) * inner, update.data(), o * run, run)
+            .ok_or_else(|| cx.err("internal: update out of range"))?;
+    }
+    Tensor::new(x.shape().to_vec(), data).map_err(|e| cx.err(format!("internal: {e}")))
 }

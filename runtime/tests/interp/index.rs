@@ -155,3 +155,68 @@ fn dynamic_update_slice_clamps_start() {
     );
     assert_eq!(y.as_f32().unwrap(), &[0.0, 0.0, 1.0, 2.0, 0.0, 0.0, 3.0, 4.0]);
 }
+
+/// A middle axis with several outer and inner elements: each outer index gets its own window
+/// (slice) or its own replaced run (update), checked against nested loops.
+#[test]
+fn dynamic_slice_and_update_along_a_middle_axis() {
+    let (outer, n, inner, size, start) = (3usize, 5usize, 2usize, 2usize, 2usize);
+    let xs: Vec<f32> = (0..outer * n * inner).map(|i| i as f32).collect();
+    let us: Vec<f32> = (0..outer * size * inner).map(|i| -(i as f32) - 1.0).collect();
+    let dims = |a: usize| [outer.to_string(), a.to_string(), inner.to_string()];
+
+    let mut g = G::new();
+    let d = dims(n);
+    let x = g.input("x", DType::F32, &[&d[0], &d[1], &d[2]]);
+    let s = g.input("s", DType::I64, &[]);
+    let r = g.op(
+        Op::DynamicSlice {
+            axis: 1,
+            size: Dim::c(size as i64),
+        },
+        &[x, s],
+    );
+    g.out("y", r);
+    let y = run1(
+        g,
+        vec![
+            ("x", f32s(&[outer, n, inner], &xs)),
+            ("s", Tensor::scalar_i64(start as i64)),
+        ],
+    );
+    let mut want = Vec::new();
+    for o in 0..outer {
+        for j in start..start + size {
+            for i in 0..inner {
+                want.push(xs[(o * n + j) * inner + i]);
+            }
+        }
+    }
+    assert_eq!(y.shape(), &[outer, size, inner]);
+    assert_eq!(y.as_f32().unwrap(), want.as_slice());
+
+    let mut g = G::new();
+    let (dx, du) = (dims(n), dims(size));
+    let x = g.input("x", DType::F32, &[&dx[0], &dx[1], &dx[2]]);
+    let u = g.input("u", DType::F32, &[&du[0], &du[1], &du[2]]);
+    let s = g.input("s", DType::I64, &[]);
+    let r = g.op(Op::DynamicUpdateSlice { axis: 1 }, &[x, u, s]);
+    g.out("y", r);
+    let y = run1(
+        g,
+        vec![
+            ("x", f32s(&[outer, n, inner], &xs)),
+            ("u", f32s(&[outer, size, inner], &us)),
+            ("s", Tensor::scalar_i64(start as i64)),
+        ],
+    );
+    let mut want = xs.clone();
+    for o in 0..outer {
+        for j in 0..size {
+            for i in 0..inner {
+                want[(o * n + start + j) * inner + i] = us[(o * size + j) * inner + i];
+            }
+        }
+    }
+    assert_eq!(y.as_f32().unwrap(), want.as_slice());
+}
