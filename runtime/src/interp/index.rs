@@ -70,14 +70,17 @@ pub fn take(cx: &NodeCx, axis: usize, x: &Tensor, idx: &Tensor) -> Result<Tensor
     shape.extend_from_slice(idx.shape());
     shape.extend_from_slice(&x.shape()[axis + 1..]);
     cx.check_size(&shape)?;
-    let mut pos = Vec::with_capacity(shape_numel(&shape));
+    // One contiguous run of `inner` elements per selected index.
+    let mut data = Data::zeros(x.dtype(), shape_numel(&shape));
+    let mut at = 0;
     for o in 0..outer {
         for &v in &values {
-            let base = (o * n + v) * inner;
-            pos.extend(base..base + inner);
+            data.copy_run(at, x.data(), (o * n + v) * inner, inner)
+                .ok_or_else(|| cx.err("internal: index out of range"))?;
+            at += inner;
         }
     }
-    pick(cx, x, &pos, shape)
+    Tensor::new(shape, data).map_err(|e| cx.err(format!("internal: {e}")))
 }
 
 /// `out = x; out[p with p[axis] = idx[p]] = src[p]` in row-major order of `p` (later writes win).

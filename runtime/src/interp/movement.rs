@@ -4,10 +4,10 @@
 use mlc_ir::Dim;
 
 use crate::error::RuntimeError;
-use crate::tensor::{Tensor, shape_numel};
+use crate::tensor::{Data, Tensor, shape_numel};
 
 use super::NodeCx;
-use super::layout::{check_axis, concat_data, for_each_index, pick, pick_data, split_at_axis, strides};
+use super::layout::{check_axis, for_each_index, pick, split_at_axis, strides};
 
 /// Row-major reshape; element counts must agree.
 pub fn reshape(cx: &NodeCx, shape: &[Dim], x: &Tensor) -> Result<Tensor, RuntimeError> {
@@ -96,26 +96,30 @@ pub fn concat(cx: &NodeCx, axis: usize, parts: &[std::sync::Arc<Tensor>]) -> Res
 
 /// Concatenates tensors of equal rank whose shapes agree outside `axis`.
 fn concat_along(cx: &NodeCx, axis: usize, parts: &[&Tensor]) -> Result<Tensor, RuntimeError> {
-    let all = concat_data(cx, parts)?;
+    let dtype = parts[0].dtype();
+    if let Some(p) = parts.iter().find(|p| p.dtype() != dtype) {
+        return Err(cx.err(format!(
+            "operand dtypes differ: {}, {}",
+            parts[0].type_string(),
+            p.type_string()
+        )));
+    }
     let mut shape = parts[0].shape().to_vec();
     shape[axis] = parts.iter().fold(0usize, |acc, p| acc.saturating_add(p.shape()[axis]));
     cx.check_size(&shape)?;
     let (outer, _, inner) = split_at_axis(&shape, axis);
-    let mut bases = Vec::with_capacity(parts.len());
-    let mut total = 0;
-    for p in parts {
-        bases.push(total);
-        total += p.numel();
-    }
-    let mut idx = Vec::with_capacity(shape_numel(&shape));
+    // Per outer index, one contiguous run from each part in turn.
+    let mut data = Data::zeros(dtype, shape_numel(&shape));
+    let mut at = 0;
     for o in 0..outer {
-        for (p, base) in parts.iter().zip(&bases) {
+        for p in parts {
             let chunk = p.shape()[axis] * inner;
-            let start = base + o * chunk;
-            idx.extend(start..start + chunk);
+            data.copy_run(at, p.data(), o * chunk, chunk)
+                .ok_or_else(|| cx.err("internal: concat out of range"))?;
+            at += chunk;
         }
     }
-    pick_data(cx, &all, &idx, shape)
+    Tensor::new(shape, data).map_err(|e| cx.err(format!("internal: {e}")))
 }
 
 /// Pads `axis` with `before` and `after` elements equal to `value` (converted to the dtype).
