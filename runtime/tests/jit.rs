@@ -1658,3 +1658,54 @@ fn polynomial_tanh_sigmoid_erf_are_accurate() {
         }
     }
 }
+
+/// `max`/`min` against a constant (the NaN fix on the constant side is left out): NaN inputs
+/// are still ignored, in scalar and vector code.
+#[test]
+fn max_and_min_with_a_constant_ignore_nan() {
+    let xs = vec![
+        f32::NAN,
+        -f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -3.0,
+        -0.5,
+        0.0,
+        0.25,
+        0.5,
+        7.0,
+        f32::NAN,
+        1e-30,
+    ];
+    for (op, c, is_max) in [(BinaryOp::Max, 0.5, true), (BinaryOp::Min, -0.5, false)] {
+        for (const_left, vector) in [(false, false), (false, true), (true, false), (true, true)] {
+            let k = elementwise("m", vec![rd("x", DType::F32), wr("y", DType::F32)], vector, |i| {
+                if const_left {
+                    bin(op, f(c), ld(0, i))
+                } else {
+                    bin(op, ld(0, i), f(c))
+                }
+            });
+            let jit = compile_tuned(&k, JitOptions::default(), JitTuning::default());
+            let n = xs.len();
+            let mut bufs = [Buf::F32(xs.clone()), Buf::F32(vec![0.0; n])];
+            call(&jit, 0, &mut bufs, &[n as i64], 0, if vector { 1 } else { n as i64 });
+            let want: Vec<f32> = xs
+                .iter()
+                .map(|&x| {
+                    if const_left {
+                        ref_max(c, x, is_max)
+                    } else {
+                        ref_max(x, c, is_max)
+                    }
+                })
+                .collect();
+            assert_f32s(
+                &format!("{op:?} const_left={const_left} vector={vector}"),
+                bufs[1].f32(),
+                &want,
+                same_mod_zero_sign,
+            );
+        }
+    }
+}
