@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# SGEMM benchmark: mlc-kernels against numpy's BLAS on this machine, one table.
+# SGEMM benchmark: mlc-kernels against numpy's BLAS and PyTorch (where it is installed) on this
+# machine, one table.
 #
 #   bench/gemm.sh [--quick] [--rounds N] [--threads 1,2]
 #
 # Runs kernels/examples/gemm_bench (release) and bench/np_gemm.py alternately, N rounds (default
 # 2), keeps the best of each figure (other processes on a shared machine only ever slow a run
 # down), and prints GFLOP/s for square sizes 64..2048 and skinny shapes M = 1, 4, 16 with
-# K = N in {256, 1024, 4096}, at each thread count, with the ratios mlc / numpy and this
-# machine's measured FP32 peak. Timings live here, never in tests.
+# K = N in {256, 1024, 4096}, at each thread count, with the ratios mlc / numpy, mlc / PyTorch
+# and this machine's measured FP32 peak. Timings live here, never in tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""numpy's SGEMM on the shapes of kernels/examples/gemm_bench.rs, as JSON lines.
+"""numpy's SGEMM, and PyTorch's where torch is installed, on the shapes of
+kernels/examples/gemm_bench.rs, as JSON lines.
 
 Run by bench/gemm.sh. Columns: `rowmajor` is `a @ b` with b as [K,N]; `transposed` is
-`a @ w.T` with w as [N,K] (a Linear weight). Threads are set with threadpoolctl.
+`a @ w.T` with w as [N,K] (a Linear weight). numpy's threads are set with threadpoolctl,
+PyTorch's with `torch.set_num_threads`.
 """
 import argparse
 import json
@@ -14,6 +16,11 @@ try:
     import threadpoolctl
 except ImportError:  # pragma: no cover - gemm.sh installs it
     threadpoolctl = None
+
+try:
+    import torch
+except ImportError:  # PyTorch is optional: its columns stay empty without it
+    torch = None
 
 
 def best_time(budget, f):
@@ -43,7 +50,8 @@ def main():
     budget = 0.15 if args.quick else 0.4
     info = threadpoolctl.threadpool_info() if threadpoolctl else []
     blas = [i for i in info if i.get("user_api") == "blas"]
-    print(json.dumps({"kind": "npmeta", "numpy": np.__version__, "blas": blas}))
+    print(json.dumps({"kind": "npmeta", "numpy": np.__version__, "blas": blas,
+                      "torch": torch.__version__ if torch is not None else None}))
     rng = np.random.default_rng(0)
     for threads in [int(t) for t in args.threads.split(",")]:
         ctx = threadpoolctl.threadpool_limits(threads) if threadpoolctl else None
@@ -59,6 +67,15 @@ def main():
                 print(json.dumps({"kind": "numpy", "m": m, "k": k, "n": n, "threads": threads,
                                   "rowmajor": flops / t_row / 1e9, "transposed": flops / t_t / 1e9}),
                       flush=True)
+                if torch is not None:
+                    torch.set_num_threads(threads)
+                    ta, tb, tw, tc = (torch.from_numpy(x) for x in (a, b, w, c))
+                    with torch.inference_mode():
+                        t_row = best_time(budget, lambda: torch.matmul(ta, tb, out=tc))
+                        t_t = best_time(budget, lambda: torch.matmul(ta, tw.T, out=tc))
+                    print(json.dumps({"kind": "torch", "m": m, "k": k, "n": n, "threads": threads,
+                                      "rowmajor": flops / t_row / 1e9, "transposed": flops / t_t / 1e9}),
+                          flush=True)
         finally:
             if ctx is not None:
                 ctx.unregister() if hasattr(ctx, "unregister") else ctx.restore_original_limits()
