@@ -2,30 +2,12 @@
 //! deterministic IR dumps, and the weights/inputs/run/build/package round trip on
 //! `examples/tiny`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// The crate's folder; commands run there so that relative paths in messages are stable.
-fn crate_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tiny() -> PathBuf {
-    crate_dir().join("../examples/tiny/model.dsl")
-}
-
-/// Runs `mlc ARGS` in the crate's folder.
-fn mlc<I, S>(args: I) -> Output
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
-    Command::new(env!("CARGO_BIN_EXE_mlc"))
-        .args(args)
-        .current_dir(crate_dir())
-        .output()
-        .expect("mlc runs")
-}
+use common::{crate_dir, mlc, tiny_path};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -71,7 +53,7 @@ impl Drop for TempDir {
 
 #[test]
 fn check_accepts_the_tiny_example() {
-    let o = mlc(["check".as_ref(), tiny().as_os_str()]);
+    let o = mlc(["check".as_ref(), tiny_path().as_os_str()]);
     assert_status(&o, 0);
     assert!(stdout(&o).contains("ok: model Tiny"), "{}", stdout(&o));
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
@@ -130,7 +112,7 @@ fn every_corpus_file_is_a_user_error() {
 
 #[test]
 fn dump_ir_is_deterministic() {
-    let model = tiny();
+    let model = tiny_path();
     let args = [
         "dump-ir".as_ref(),
         model.as_os_str(),
@@ -149,7 +131,7 @@ fn dump_ir_is_deterministic() {
 fn dumped_ir_parses_back_and_prints_identically() {
     let o = mlc([
         "dump-ir".as_ref(),
-        tiny().as_os_str(),
+        tiny_path().as_os_str(),
         "--after".as_ref(),
         "dce".as_ref(),
     ]);
@@ -168,7 +150,7 @@ fn dumped_ir_parses_back_and_prints_identically() {
 fn dump_ir_rejects_an_unknown_pass() {
     let o = mlc([
         "dump-ir".as_ref(),
-        tiny().as_os_str(),
+        tiny_path().as_os_str(),
         "--after".as_ref(),
         "no-such-pass".as_ref(),
     ]);
@@ -190,7 +172,7 @@ fn weights_inputs_run_build_and_package_round_trip() {
 
     let o = mlc([
         "init-weights".as_ref(),
-        tiny().as_os_str(),
+        tiny_path().as_os_str(),
         "-o".as_ref(),
         weights.as_os_str(),
     ]);
@@ -200,7 +182,7 @@ fn weights_inputs_run_build_and_package_round_trip() {
 
     let o = mlc([
         "init-inputs".as_ref(),
-        tiny().as_os_str(),
+        tiny_path().as_os_str(),
         "--bind".as_ref(),
         "B=2,T=3".as_ref(),
         "-o".as_ref(),
@@ -220,14 +202,19 @@ fn weights_inputs_run_build_and_package_round_trip() {
             out.as_os_str(),
         ])
     };
-    let o = run(&tiny(), &out);
+    let o = run(&tiny_path(), &out);
     assert_status(&o, 0);
     let outputs = mlc_runtime::safetensors_io::load(&out).expect("the outputs load");
     let tensors = outputs.tensors().expect("the outputs decode");
     assert_eq!(tensors.len(), 1, "{:?}", outputs.names());
     assert_eq!(tensors[0].1.shape(), &[2, 3, 3]);
 
-    let o = mlc(["build".as_ref(), tiny().as_os_str(), "-o".as_ref(), pkg.as_os_str()]);
+    let o = mlc([
+        "build".as_ref(),
+        tiny_path().as_os_str(),
+        "-o".as_ref(),
+        pkg.as_os_str(),
+    ]);
     assert_status(&o, 0);
     let o = run(&pkg, &out_pkg);
     assert_status(&o, 0);
@@ -255,7 +242,7 @@ fn weights_of_the_wrong_shape_are_refused() {
     // Weights for a narrower model (d = 4 instead of 8).
     let o = mlc([
         "init-weights".as_ref(),
-        tiny().as_os_str(),
+        tiny_path().as_os_str(),
         "--set".as_ref(),
         "d=4".as_ref(),
         "-o".as_ref(),
@@ -264,7 +251,7 @@ fn weights_of_the_wrong_shape_are_refused() {
     assert_status(&o, 0);
     let o = mlc([
         "init-inputs".as_ref(),
-        tiny().as_os_str(),
+        tiny_path().as_os_str(),
         "--bind".as_ref(),
         "B=1,T=2".as_ref(),
         "-o".as_ref(),
@@ -273,7 +260,7 @@ fn weights_of_the_wrong_shape_are_refused() {
     assert_status(&o, 0);
     let o = mlc([
         "run".as_ref(),
-        tiny().as_os_str(),
+        tiny_path().as_os_str(),
         "--weights".as_ref(),
         weights.as_os_str(),
         "--inputs".as_ref(),
@@ -292,7 +279,7 @@ fn weights_of_the_wrong_shape_are_refused() {
 fn unavailable_backend_is_a_user_error() {
     let o = mlc([
         "run".as_ref(),
-        tiny().as_os_str(),
+        tiny_path().as_os_str(),
         "--backend".as_ref(),
         "cuda".as_ref(),
         "--bind".as_ref(),
@@ -313,7 +300,7 @@ fn cpu_backend_runs_like_the_interpreter() {
         let out = dir.join(format!("{backend}.safetensors"));
         let o = mlc([
             "run".as_ref(),
-            tiny().as_os_str(),
+            tiny_path().as_os_str(),
             "--backend".as_ref(),
             backend.as_ref(),
             "--bind".as_ref(),
@@ -340,7 +327,7 @@ fn cpu_backend_runs_like_the_interpreter() {
 /// Bad flags and values are user errors (exit 1) with a message, never internal errors.
 #[test]
 fn bad_flag_values_are_user_errors() {
-    let t = tiny();
+    let t = tiny_path();
     let t = t.to_str().expect("a UTF-8 path");
     let cases: &[(&[&str], &str)] = &[
         (&["check", t, "--set", "nosuch=1"], "has no hyperparameter `nosuch`"),

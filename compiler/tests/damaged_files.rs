@@ -13,9 +13,10 @@
 //!
 //! The number of cases tried is printed (`cargo test --test damaged_files -- --nocapture`).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
 
 use mlc_compiler::driver::compile_source_optimized;
 use mlc_compiler::lower::LowerOptions;
@@ -24,16 +25,14 @@ use mlc_runtime::gguf::GgufFile;
 use mlc_runtime::tensor::Data;
 use mlc_runtime::{Model, RuntimeError, Tensor, package, safetensors_io};
 
+use common::{crate_dir, tiny_path};
+
 /// XOR masks applied to a byte: one low bit, one high bit, ASCII case, all bits.
 const PATTERNS: [u8; 4] = [0x01, 0x80, 0x20, 0xff];
 
-fn crate_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The package text of `examples/tiny`, optimised as `mlc build` writes it.
 fn tiny_package() -> Vec<u8> {
-    let path = crate_dir().join("../examples/tiny/model.dsl");
+    let path = tiny_path();
     let text = std::fs::read_to_string(&path).unwrap();
     let module = compile_source_optimized("model.dsl", &text, &LowerOptions::default()).unwrap();
     package::to_text(&module).into_bytes()

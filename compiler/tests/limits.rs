@@ -2,24 +2,17 @@
 //! loop) through the library on both backends and through `mlc run`, and a dim bound to 10^12
 //! failing cleanly at bind time without an attempt at the allocation.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
+
+use common::{mlc, tiny_path};
 
 use mlc_compiler::driver::compile_source_optimized;
 use mlc_compiler::lower::LowerOptions;
 use mlc_ir::Module;
 use mlc_runtime::{Model, RunOptions, RuntimeError, Tensor, Weights, init_weights, safetensors_io};
 
-fn crate_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tiny_path() -> PathBuf {
-    crate_dir().join("../examples/tiny/model.dsl")
-}
-
-/// `examples/tiny`: `forward(x: f32[B, T, 8])` (linear layers) and `count(x: f32[B, 8])` (a loop
-/// of 5 trips, `max 5`, stopping after 3).
 fn tiny() -> Module {
     let text = std::fs::read_to_string(tiny_path()).unwrap();
     compile_source_optimized("model.dsl", &text, &LowerOptions::default()).unwrap()
@@ -154,18 +147,6 @@ fn max_arena_bytes_is_checked_before_the_arena_grows() {
 }
 
 // ---------------------------------------------------------------- `mlc run`
-
-fn mlc<I, S>(args: I) -> Output
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
-    Command::new(env!("CARGO_BIN_EXE_mlc"))
-        .args(args)
-        .current_dir(crate_dir())
-        .output()
-        .expect("mlc runs")
-}
 
 /// Asserts exit status 1 and returns stderr.
 #[track_caller]

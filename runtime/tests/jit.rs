@@ -156,6 +156,17 @@ fn call(jit: &JitModule, i: usize, bufs: &mut [Buf], dims: &[i64], lo: i64, hi: 
 
 /// Compiles with the exact tuning (libm `exp`, only marked loops vectorized, scalar
 /// reductions): what the tests below compare bit for bit.
+/// `y[i] = value(i)` over `xs` (buffer 0) with the default options and tuning, as scalar or
+/// SIMD code; returns `y`.
+fn map_f32_default(xs: &[f32], vector: bool, value: impl Fn(IExpr) -> VExpr) -> Vec<f32> {
+    let k = elementwise("f", vec![rd("x", DType::F32), wr("y", DType::F32)], vector, value);
+    let jit = compile_tuned(&k, JitOptions::default(), JitTuning::default());
+    let n = xs.len();
+    let mut bufs = [Buf::F32(xs.to_vec()), Buf::F32(vec![0.0; n])];
+    call(&jit, 0, &mut bufs, &[n as i64], 0, if vector { 1 } else { n as i64 });
+    bufs[1].f32().to_vec()
+}
+
 fn compile(k: &KernelFn, opts: JitOptions) -> JitModule {
     compile_tuned(k, opts, exact())
 }
@@ -1547,15 +1558,7 @@ fn polynomial_exp_is_accurate() {
         f32::MIN,
     ]);
     for vector in [false, true] {
-        let k = elementwise("exp", vec![rd("x", DType::F32), wr("y", DType::F32)], vector, |i| {
-            un(UnaryOp::Exp, ld(0, i))
-        });
-        let jit = compile_tuned(&k, JitOptions::default(), JitTuning::default());
-        let n = xs.len();
-        let mut bufs = [Buf::F32(xs.clone()), Buf::F32(vec![0.0; n])];
-        let hi = if vector { 1 } else { n as i64 };
-        call(&jit, 0, &mut bufs, &[n as i64], 0, hi);
-        let ys = bufs[1].f32().to_vec();
+        let ys = map_f32_default(&xs, vector, |i| un(UnaryOp::Exp, ld(0, i)));
         let mut worst = 0f64;
         for (&x, &y) in xs.iter().zip(&ys) {
             let want = f64::from(x).exp();
@@ -1621,15 +1624,7 @@ fn polynomial_tanh_sigmoid_erf_are_accurate() {
     for (op, reference, bound) in cases {
         let mut by_mode = Vec::new();
         for vector in [false, true] {
-            let k = elementwise("f", vec![rd("x", DType::F32), wr("y", DType::F32)], vector, |i| {
-                un(op, ld(0, i))
-            });
-            let jit = compile_tuned(&k, JitOptions::default(), JitTuning::default());
-            let n = xs.len();
-            let mut bufs = [Buf::F32(xs.clone()), Buf::F32(vec![0.0; n])];
-            let hi = if vector { 1 } else { n as i64 };
-            call(&jit, 0, &mut bufs, &[n as i64], 0, hi);
-            let ys = bufs[1].f32().to_vec();
+            let ys = map_f32_default(&xs, vector, |i| un(op, ld(0, i)));
             let mut worst = 0f64;
             for (&x, &y) in xs.iter().zip(&ys) {
                 let want = reference(f64::from(x));
@@ -1679,17 +1674,13 @@ fn max_and_min_with_a_constant_ignore_nan() {
     ];
     for (op, c, is_max) in [(BinaryOp::Max, 0.5, true), (BinaryOp::Min, -0.5, false)] {
         for (const_left, vector) in [(false, false), (false, true), (true, false), (true, true)] {
-            let k = elementwise("m", vec![rd("x", DType::F32), wr("y", DType::F32)], vector, |i| {
+            let ys = map_f32_default(&xs, vector, |i| {
                 if const_left {
                     bin(op, f(c), ld(0, i))
                 } else {
                     bin(op, ld(0, i), f(c))
                 }
             });
-            let jit = compile_tuned(&k, JitOptions::default(), JitTuning::default());
-            let n = xs.len();
-            let mut bufs = [Buf::F32(xs.clone()), Buf::F32(vec![0.0; n])];
-            call(&jit, 0, &mut bufs, &[n as i64], 0, if vector { 1 } else { n as i64 });
             let want: Vec<f32> = xs
                 .iter()
                 .map(|&x| {
@@ -1702,7 +1693,7 @@ fn max_and_min_with_a_constant_ignore_nan() {
                 .collect();
             assert_f32s(
                 &format!("{op:?} const_left={const_left} vector={vector}"),
-                bufs[1].f32(),
+                &ys,
                 &want,
                 same_mod_zero_sign,
             );

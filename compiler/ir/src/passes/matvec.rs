@@ -60,8 +60,7 @@ fn rewrite(g: &mut Graph, n: NodeId) {
     let mut column_ty = g.ty(b).clone();
     column_ty.shape = column.clone();
     let v = g.add_typed(Op::Reshape(column), &[b], vec![column_ty], origin.clone());
-    let mut product_ty = g.ty(a).clone();
-    product_ty.dtype = DType::F32;
+    let product_ty = g.ty(a).clone();
     let p = g.add_typed(
         Op::Binary(BinaryOp::Mul),
         &[a, Value::of(v)],

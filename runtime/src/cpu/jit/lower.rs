@@ -60,6 +60,9 @@ pub(crate) struct Lowerer {
     fctx: FunctionBuilderContext,
     /// Counter for `UserFuncName`s.
     next: u32,
+    /// `MLC_JIT_DISASM` is set: print every kernel's machine code to stderr (a debugging aid,
+    /// documented in ARCHITECTURE.md).
+    disasm: bool,
 }
 
 impl Lowerer {
@@ -107,6 +110,7 @@ impl Lowerer {
             ctx: module.make_context(),
             fctx: FunctionBuilderContext::new(),
             next: 0,
+            disasm: std::env::var_os("MLC_JIT_DISASM").is_some(),
         })
     }
 
@@ -152,13 +156,13 @@ impl Lowerer {
             None => module.declare_anonymous_function(&self.sig),
         }
         .map_err(|e| backend(&k.name, &e))?;
-        let disasm = std::env::var_os("MLC_JIT_DISASM").is_some();
-        self.ctx.set_disasm(disasm);
+        self.ctx.set_disasm(self.disasm);
         module
             .define_function(id, &mut self.ctx)
             .map_err(|e| backend(&k.name, &format!("{e:?}")))?;
-        // A debugging aid (documented in ARCHITECTURE.md): the machine code of every kernel.
-        if disasm && let Some(vcode) = self.ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+        if self.disasm
+            && let Some(vcode) = self.ctx.compiled_code().and_then(|c| c.vcode.as_ref())
+        {
             eprintln!("; kernel {}\n{vcode}", k.name);
         }
         module.clear_context(&mut self.ctx);
