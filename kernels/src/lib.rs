@@ -7,11 +7,13 @@
 //!   (batch-1) shapes.
 //! - [`attention`]: blocked online-softmax attention (AVX2+FMA or portable) with every mask of
 //!   `std.attention`, grouped-query heads and strided views; the score matrix is never built.
+//! - [`memory`]: huge-page backing for large buffers.
 //! - [`threadpool`]: the persistent thread pool the kernels split their work over; the number of
 //!   threads is a run-time setting.
 
 pub mod attention;
 pub mod gemm;
+pub mod memory;
 pub mod philox;
 pub mod threadpool;
 

@@ -50,21 +50,44 @@ impl Data {
         }
     }
 
+    /// The elements' bytes (native endian; bools are one byte, `0` or `1`).
+    pub fn as_bytes(&self) -> &[u8] {
+        fn view<T>(v: &[T]) -> &[u8] {
+            // SAFETY: the element types below are plain data without padding (`bool` is one byte
+            // holding 0 or 1, `f16`/`bf16` are transparent `u16`s); the view borrows `v`.
+            unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+        }
+        match self {
+            Data::F32(v) => view(v),
+            Data::F16(v) => view(v),
+            Data::BF16(v) => view(v),
+            Data::I32(v) => view(v),
+            Data::I64(v) => view(v),
+            Data::Bool(v) => view(v),
+        }
+    }
+
     /// True when there are no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// `n` zeros (or `false`) of the given dtype.
+    /// `n` zeros (or `false`) of the given dtype. A large buffer is backed by huge pages: the
+    /// zeroed allocation is mapped lazily (`calloc`), so the advice comes before its first write,
+    /// and whoever fills it (a kernel writing an entry's output) takes a few hundred page faults
+    /// instead of tens of thousands.
     pub fn zeros(dtype: DType, n: usize) -> Data {
-        match dtype {
+        let data = match dtype {
             DType::F32 => Data::F32(vec![0.0; n]),
             DType::F16 => Data::F16(vec![f16::ZERO; n]),
             DType::BF16 => Data::BF16(vec![bf16::ZERO; n]),
             DType::I32 => Data::I32(vec![0; n]),
             DType::I64 => Data::I64(vec![0; n]),
             DType::Bool => Data::Bool(vec![false; n]),
-        }
+        };
+        let bytes = data.as_bytes();
+        mlc_kernels::memory::advise_huge_pages(bytes.as_ptr() as usize, bytes.len());
+        data
     }
 
     /// The elements at the given flat positions, in order. `None` if a position is out of range.

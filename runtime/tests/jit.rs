@@ -1700,3 +1700,87 @@ fn max_and_min_with_a_constant_ignore_nan() {
         }
     }
 }
+
+/// Softmax over rows of `L`, written as fusion writes it and then rewritten as kernel
+/// generation does (`mlc_ir::kernel`): the sum loop stores `exp(x - max)` into the output and
+/// the last loop multiplies it by the reciprocal of the sum. The vectorized reduction with a
+/// store agrees with the scalar code and with softmax computed directly, at every tail length.
+#[test]
+fn softmax_with_the_stored_exp_term_matches_direct_softmax() {
+    let x = |v: u32| ld(1, add(mul(iv(0), dim(0)), iv(v)));
+    let var = |v: u32| VExpr::Var(v);
+    let safe = || sel(bin(BinaryOp::Gt, var(3), f(f32::NEG_INFINITY)), var(3), f(0.0));
+    let mut k = kernel(
+        "softmax",
+        vec![wr("y", DType::F32), rd("x", DType::F32)],
+        &["L", "R"],
+        dim(1),
+        vec![
+            acc_stmt(3, f32::NEG_INFINITY),
+            lp(2, dim(0), false, vec![assign(3, bin(BinaryOp::Max, var(3), x(2)))]),
+            acc_stmt(5, 0.0),
+            lp(
+                4,
+                dim(0),
+                false,
+                vec![assign(
+                    5,
+                    bin(
+                        BinaryOp::Add,
+                        var(5),
+                        un(UnaryOp::Exp, bin(BinaryOp::Sub, x(4), safe())),
+                    ),
+                )],
+            ),
+            lp(
+                6,
+                dim(0),
+                true,
+                vec![store(
+                    0,
+                    add(mul(iv(0), dim(0)), iv(6)),
+                    bin(
+                        BinaryOp::Div,
+                        un(UnaryOp::Exp, bin(BinaryOp::Sub, x(6), safe())),
+                        var(5),
+                    ),
+                )],
+            ),
+        ],
+    );
+    mlc_ir::kernel::reciprocal_of_invariant_divisors(&mut k);
+    mlc_ir::kernel::hoist_invariants(&mut k);
+    mlc_ir::kernel::reuse_reduction_terms(&mut k);
+    let text = mlc_ir::print_kernel(&k);
+    assert_eq!(text.matches("exp(").count(), 1, "{text}");
+    let vec_jit = compile_tuned(&k, JitOptions::default(), JitTuning::default());
+    let scalar_jit = compile(&k, scalar_only());
+    assert_eq!(vec_jit.vectorized_loops(0), 3, "{text}");
+    for len in [1usize, 3, 4, 5, 8, 9, 13, 1000] {
+        let rows = 3;
+        let xs: Vec<f32> = (0..rows * len)
+            .map(|i| ((i * 37) % 23) as f32 * 0.41 - 4.0 + if i % len == 2 { 30.0 } else { 0.0 })
+            .collect();
+        let run = |jit: &JitModule| {
+            let mut bufs = [Buf::F32(vec![0.0; rows * len]), Buf::F32(xs.clone())];
+            call(jit, 0, &mut bufs, &[len as i64, rows as i64], 0, rows as i64);
+            bufs[0].f32().to_vec()
+        };
+        let (vector, scalar) = (run(&vec_jit), run(&scalar_jit));
+        for r in 0..rows {
+            let row = &xs[r * len..(r + 1) * len];
+            let m = row.iter().copied().fold(f64::NEG_INFINITY, |a, b| a.max(f64::from(b)));
+            let sum: f64 = row.iter().map(|&v| (f64::from(v) - m).exp()).sum();
+            for i in 0..len {
+                let want = (f64::from(row[i]) - m).exp() / sum;
+                for (what, got) in [("vector", vector[r * len + i]), ("scalar", scalar[r * len + i])] {
+                    let err = (f64::from(got) - want).abs();
+                    assert!(
+                        err <= 1e-6 * want.max(1e-30) + 1e-12,
+                        "{what}, len {len}, row {r}, element {i}: got {got}, want {want}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -471,7 +471,9 @@ impl<'a> KernelBuilder<'a> {
             parallel: (p, extent),
             body: level.stmts,
         };
+        mlc_ir::kernel::reciprocal_of_invariant_divisors(&mut k);
         mlc_ir::kernel::hoist_invariants(&mut k);
+        mlc_ir::kernel::reuse_reduction_terms(&mut k);
         Ok((k, self.args, self.dims))
     }
 }

@@ -11,6 +11,7 @@ use std::cell::Cell;
 
 use super::NR;
 use super::driver::{RawA, RawB};
+use crate::memory::advise_huge_pages;
 
 /// 64 bytes of floats, so a `Vec<Line>` is cache-line (and AVX-512) aligned.
 #[derive(Clone, Copy)]
@@ -57,28 +58,6 @@ impl AlignedBuf {
         // the vector's storage is `16 * lines.len()` initialised floats.
         unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len()) }
     }
-}
-
-/// Asks Linux to back the whole 2 MiB pages inside `[addr, addr + bytes)` with transparent huge
-/// pages (large buffers only). Streaming a big packed matrix then crosses no 4 KiB page
-/// boundaries, where the hardware prefetchers stop, and needs far fewer TLB entries.
-fn advise_huge_pages(addr: usize, bytes: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let start = addr.div_ceil(HUGE) * HUGE;
-        let end = (addr + bytes) / HUGE * HUGE;
-        if bytes >= 4 * HUGE && end > start {
-            // SAFETY: madvise(MADV_HUGEPAGE) on whole pages inside an allocation this process
-            // owns only changes how the kernel backs that memory, never its contents; a kernel
-            // without THP returns an error, which is ignored.
-            unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (addr, bytes);
 }
 
 /// Per-thread scratch buffers, reused across calls so that the hot path does not allocate (large

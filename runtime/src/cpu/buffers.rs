@@ -12,7 +12,7 @@ use mlc_ir::{Bindings, BufId, FunctionPlan, TensorType};
 
 use super::arena::{FnLayout, Place};
 use super::prepare::plan_err;
-use super::storage::{RawBuf, Storage, View, data_bytes};
+use super::storage::{RawBuf, Storage, View};
 use crate::error::RuntimeError;
 use crate::interp::{RunOptions, check_extent, eval_shape};
 use crate::tensor::{Data, Tensor};
@@ -179,7 +179,7 @@ impl<'p> BufferTable<'p> {
     /// The base address of buffer `b` for reading. Valid until the slot changes.
     pub fn read_ptr(&self, b: BufId) -> Result<*mut u8, RuntimeError> {
         Ok(match self.get(b)? {
-            Storage::Host(t) => data_bytes(t.data()).as_ptr().cast_mut(),
+            Storage::Host(t) => t.data().as_bytes().as_ptr().cast_mut(),
             Storage::Raw(r) => r.bytes().as_ptr().cast_mut(),
             Storage::View(v) => v.ptr(),
             Storage::Empty => unreachable!("`get` refuses empty slots"),

@@ -80,14 +80,14 @@ impl RawBuf {
 
     /// The elements' bytes.
     pub fn bytes(&self) -> &[u8] {
-        data_bytes(&self.data)
+        self.data.as_bytes()
     }
 
     /// The elements' bytes, writable. Writers must store only valid values of the dtype
     /// (for bools, see [`RawBuf::into_tensor`]).
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         fn view<T>(v: &mut [T]) -> &mut [u8] {
-            // SAFETY: plain data without padding, as in `data_bytes`; the view borrows `v`.
+            // SAFETY: plain data without padding, as in `Data::as_bytes`; the view borrows `v`.
             unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
         }
         match &mut self.data {
@@ -153,7 +153,7 @@ impl View {
     /// # Safety
     /// The tensor outlives every use of the view and its clones.
     pub unsafe fn of_tensor(t: &Tensor, shape: Arc<[usize]>) -> View {
-        let bytes = data_bytes(t.data());
+        let bytes = t.data().as_bytes();
         View {
             ptr: bytes.as_ptr().cast_mut(),
             len: bytes.len(),
@@ -173,23 +173,6 @@ impl View {
         }
         // SAFETY: `new`'s contract.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-    }
-}
-
-/// The bytes of a tensor's elements.
-pub fn data_bytes(d: &Data) -> &[u8] {
-    fn view<T>(v: &[T]) -> &[u8] {
-        // SAFETY: the element types below are plain data without padding (`bool` is one byte
-        // holding 0 or 1, `f16`/`bf16` are transparent `u16`s); the view borrows `v`.
-        unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
-    }
-    match d {
-        Data::F32(v) => view(v),
-        Data::F16(v) => view(v),
-        Data::BF16(v) => view(v),
-        Data::I32(v) => view(v),
-        Data::I64(v) => view(v),
-        Data::Bool(v) => view(v),
     }
 }
 
@@ -246,7 +229,7 @@ impl Storage {
     pub fn bytes(&self) -> Option<&[u8]> {
         match self {
             Storage::Empty => None,
-            Storage::Host(t) => Some(data_bytes(t.data())),
+            Storage::Host(t) => Some(t.data().as_bytes()),
             Storage::Raw(r) => Some(r.bytes()),
             Storage::View(v) => Some(v.bytes()),
         }

@@ -39,13 +39,30 @@ struct Hoister<'a> {
 }
 
 impl Hoister<'_> {
-    /// Processes the loops of a statement list, inserting hoisted `let`s before each loop.
+    /// Processes the loops of a statement list, inserting hoisted `let`s before each loop. A
+    /// hoisted value that an earlier `let` of this list already computes (softmax's safe maximum,
+    /// hoisted from both the sum loop and the output loop) reuses that variable instead.
     fn block(&mut self, stmts: &mut Vec<KStmt>) {
-        let mut out = Vec::with_capacity(stmts.len());
+        let mut out: Vec<KStmt> = Vec::with_capacity(stmts.len());
         for mut s in stmts.drain(..) {
+            let mut renamed = HashMap::new();
             if let KStmt::Loop { body, .. } = &mut s {
                 self.block(body);
-                out.extend(self.hoist_from(body));
+                for mut h in self.hoist_from(body) {
+                    let KStmt::Let { var, dtype, value } = &mut h else {
+                        unreachable!("only lets are hoisted")
+                    };
+                    rename_vars(value, &renamed);
+                    match earlier_let(&out, *dtype, value) {
+                        Some(same) => {
+                            renamed.insert(*var, same);
+                        }
+                        None => out.push(h),
+                    }
+                }
+            }
+            if !renamed.is_empty() {
+                rename_in_stmt(&mut s, &renamed);
             }
             out.push(s);
         }
@@ -120,7 +137,7 @@ impl Hoister<'_> {
 }
 
 /// True when `e` is pure arithmetic over constants and variables not in `inside`.
-fn invariant(e: &VExpr, inside: &HashSet<u32>) -> bool {
+pub(super) fn invariant(e: &VExpr, inside: &HashSet<u32>) -> bool {
     match e {
         VExpr::Const(_) => true,
         VExpr::Var(v) => !inside.contains(v),
@@ -132,7 +149,7 @@ fn invariant(e: &VExpr, inside: &HashSet<u32>) -> bool {
 }
 
 /// The variables a loop body defines (lets, accumulators, loop variables) or assigns.
-fn defined_or_assigned(stmts: &[KStmt], out: &mut HashSet<u32>) {
+pub(super) fn defined_or_assigned(stmts: &[KStmt], out: &mut HashSet<u32>) {
     for s in stmts {
         match s {
             KStmt::Let { var, .. } | KStmt::Acc { var, .. } | KStmt::Assign { var, .. } => {
@@ -148,7 +165,7 @@ fn defined_or_assigned(stmts: &[KStmt], out: &mut HashSet<u32>) {
 }
 
 /// The dtypes of all `let`s and accumulators, and one past the largest variable id.
-fn collect_vars(stmts: &[KStmt], dtypes: &mut HashMap<u32, DType>, next: &mut u32) {
+pub(super) fn collect_vars(stmts: &[KStmt], dtypes: &mut HashMap<u32, DType>, next: &mut u32) {
     for s in stmts {
         match s {
             KStmt::Let { var, dtype, .. } | KStmt::Acc { var, dtype, .. } => {
@@ -161,5 +178,79 @@ fn collect_vars(stmts: &[KStmt], dtypes: &mut HashMap<u32, DType>, next: &mut u3
             }
             KStmt::Assign { .. } | KStmt::Store { .. } => {}
         }
+    }
+}
+
+/// The variable of a `let` in `before` (searched from the end) that computes `value`, if none of
+/// the variables `value` reads is assigned between that `let` and the end.
+fn earlier_let(before: &[KStmt], dtype: DType, value: &VExpr) -> Option<u32> {
+    let mut reads = HashSet::new();
+    vars_read(value, &mut reads);
+    for st in before.iter().rev() {
+        match st {
+            KStmt::Let {
+                var,
+                dtype: d,
+                value: v,
+            } if *d == dtype && v == value => return Some(*var),
+            _ => {}
+        }
+        let mut assigned = HashSet::new();
+        defined_or_assigned(std::slice::from_ref(st), &mut assigned);
+        if !assigned.is_disjoint(&reads) {
+            return None;
+        }
+    }
+    None
+}
+
+/// The `let` and accumulator variables `e` reads.
+pub(super) fn vars_read(e: &VExpr, out: &mut HashSet<u32>) {
+    match e {
+        VExpr::Var(v) => {
+            out.insert(*v);
+        }
+        VExpr::Load { .. } | VExpr::Const(_) | VExpr::Index(_) => {}
+        VExpr::Unary(_, x) | VExpr::Cast(_, x) => vars_read(x, out),
+        VExpr::Binary(_, a, b) => {
+            vars_read(a, out);
+            vars_read(b, out);
+        }
+        VExpr::Select(c, a, b) => {
+            vars_read(c, out);
+            vars_read(a, out);
+            vars_read(b, out);
+        }
+    }
+}
+
+/// Replaces reads of the variables in `map` by their images.
+fn rename_vars(e: &mut VExpr, map: &HashMap<u32, u32>) {
+    match e {
+        VExpr::Var(v) => {
+            if let Some(to) = map.get(v) {
+                *v = *to;
+            }
+        }
+        VExpr::Load { .. } | VExpr::Const(_) | VExpr::Index(_) => {}
+        VExpr::Unary(_, x) | VExpr::Cast(_, x) => rename_vars(x, map),
+        VExpr::Binary(_, a, b) => {
+            rename_vars(a, map);
+            rename_vars(b, map);
+        }
+        VExpr::Select(c, a, b) => {
+            rename_vars(c, map);
+            rename_vars(a, map);
+            rename_vars(b, map);
+        }
+    }
+}
+
+/// [`rename_vars`] in every expression of a statement.
+fn rename_in_stmt(s: &mut KStmt, map: &HashMap<u32, u32>) {
+    match s {
+        KStmt::Loop { body, .. } => body.iter_mut().for_each(|b| rename_in_stmt(b, map)),
+        KStmt::Let { value, .. } | KStmt::Assign { value, .. } | KStmt::Store { value, .. } => rename_vars(value, map),
+        KStmt::Acc { init, .. } => rename_vars(init, map),
     }
 }

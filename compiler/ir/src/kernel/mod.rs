@@ -13,9 +13,13 @@
 
 mod hoist;
 mod print;
+mod recip;
+mod reuse;
 
 pub use hoist::hoist_invariants;
 pub use print::print_kernel;
+pub use recip::reciprocal_of_invariant_divisors;
+pub use reuse::reuse_reduction_terms;
 
 use crate::dtype::DType;
 use crate::op::{BinaryOp, UnaryOp};
@@ -96,7 +100,8 @@ pub enum KStmt {
     Acc { var: u32, dtype: DType, init: VExpr },
     /// Updates an accumulator.
     Assign { var: u32, value: VExpr },
-    /// Writes element `index` of buffer `buf`.
+    /// Writes element `index` of buffer `buf`. A kernel may load an element of a buffer it
+    /// writes after storing it (see [`reuse_reduction_terms`]).
     Store { buf: u32, index: IExpr, value: VExpr },
 }
 

@@ -519,7 +519,7 @@ fn reduction_operand(acc: u32, value: &VExpr) -> Option<(BinaryOp, &VExpr)> {
 
 impl Gen<'_, '_> {
     /// If loop `var` is a reduction that can run four lanes at a time: its body is only `let`s
-    /// (vectorizable, as in [`Self::can_vectorize`]) and assignments `acc = acc op e` to `f32`
+    /// and stores (vectorizable, as in [`Self::can_vectorize`]) and assignments `acc = acc op e` to `f32`
     /// accumulators declared outside the loop, each assigned once, `op` in add/mul/max/min, no
     /// accumulator read anywhere else in the body. Returns the accumulators and their ops.
     pub(super) fn reduction_accs(&self, var: u32, body: &[KStmt]) -> Option<Vec<(u32, BinaryOp)>> {
@@ -561,6 +561,17 @@ impl Gen<'_, '_> {
                 KStmt::Assign { var: a, value } => {
                     let (_, e) = reduction_operand(*a, value)?;
                     if mentions(e, &ids) || !self.classify(var, &locals, e).is_some_and(is_f32) {
+                        return None;
+                    }
+                }
+                KStmt::Store { buf, index, value } => {
+                    // A stored term (see `mlc_ir::kernel::reuse_reduction_terms`), as in a
+                    // vectorized loop.
+                    let f32_buf = self.k.bufs.get(*buf as usize).is_some_and(|b| b.dtype == DType::F32);
+                    if !f32_buf || stride(index, var) != Some(1) || mentions(value, &ids) {
+                        return None;
+                    }
+                    if !self.classify(var, &locals, value).is_some_and(is_f32) {
                         return None;
                     }
                 }
