@@ -1,10 +1,10 @@
 //! Binding a module's parameters to tensors, and deterministic random weights and inputs.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use mlc_ir::{Bindings, DType, Function, Init, Module, Op, ParamDecl};
-use mlc_kernels::{normal_f32, uniform_f32};
+use mlc_kernels::{PackedB, normal_f32, uniform_f32};
 
 use crate::error::RuntimeError;
 use crate::interp::{RunOptions, check_extent, eval_shape};
@@ -34,6 +34,26 @@ pub enum WeightError {
 pub struct Weights {
     tensors: HashMap<String, Arc<Tensor>>,
     unused: Vec<String>,
+    /// Weights packed as GEMM `B` operands, made on first use (see [`Weights::packed`]).
+    packed: PackedCache,
+}
+
+/// `(name, transposed)` to the packed weight. Shared by every session of a model; a clone of
+/// the weights starts empty (the packs are derived data, made again when needed).
+#[derive(Default)]
+struct PackedCache(RwLock<HashMap<(String, bool), Arc<PackedB>>>);
+
+impl Clone for PackedCache {
+    fn clone(&self) -> Self {
+        PackedCache::default()
+    }
+}
+
+impl std::fmt::Debug for PackedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.read().map(|m| m.len()).unwrap_or(0);
+        write!(f, "PackedCache({n} packed)")
+    }
 }
 
 fn param_type(p: &ParamDecl) -> String {
@@ -91,6 +111,7 @@ impl Weights {
         Ok(Weights {
             tensors,
             unused: unused_tensors(module, file.names()),
+            packed: PackedCache::default(),
         })
     }
 
@@ -126,6 +147,7 @@ impl Weights {
         Ok(Weights {
             tensors,
             unused: unused_tensors(module, names.iter().map(String::as_str)),
+            packed: PackedCache::default(),
         })
     }
 
@@ -137,6 +159,26 @@ impl Weights {
     /// The tensor bound to a parameter, shared.
     pub(crate) fn get_shared(&self, name: &str) -> Option<Arc<Tensor>> {
         self.tensors.get(name).cloned()
+    }
+
+    /// The `f32[K, N]` (or, when `transposed`, `f32[N, K]`: a Linear weight) parameter `name`
+    /// packed as the `B` operand of `A @ B`, packed on the first call and kept for the model's
+    /// life: every later product with it skips the packing a plain GEMM does per call. Costs a
+    /// second copy of the weight in memory. `None` if `name` is not a rank-2 `f32` parameter.
+    pub(crate) fn packed(&self, name: &str, transposed: bool) -> Option<Arc<PackedB>> {
+        let key = (name.to_string(), transposed);
+        if let Some(p) = self.packed.0.read().ok()?.get(&key) {
+            return Some(p.clone());
+        }
+        let t = self.tensors.get(name)?;
+        let (&[rows, cols], Some(data)) = (t.shape(), t.as_f32()) else {
+            return None;
+        };
+        let (k, n) = if transposed { (cols, rows) } else { (rows, cols) };
+        // Packed outside the lock; two sessions racing pack twice and keep one.
+        let packed = Arc::new(PackedB::new(data, k, n, transposed));
+        let mut map = self.packed.0.write().ok()?;
+        Some(map.entry(key).or_insert(packed).clone())
     }
 
     /// Names of tensors in the source that the module does not declare, sorted. Usually a sign

@@ -1128,3 +1128,64 @@ fn load_with_weights_reads_a_package_and_a_checkpoint() {
     assert!(Model::load(&pkg).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `y = a @ transpose(w)` with a rank-2 Linear weight `w: [N, K]` and `a: [B, M, K]`.
+fn linear_model(k: usize, n: usize) -> Model {
+    let (ks, ns) = (k.to_string(), n.to_string());
+    let mut g = G::new();
+    let a = g.input("a", DType::F32, &["B", "M", &ks]);
+    let w = g.g.add_typed(
+        Op::Param { name: "w".into() },
+        &[],
+        vec![ty(DType::F32, &[&ns, &ks])],
+        Origin::default(),
+    );
+    let wt = g.op(Op::Permute(vec![1, 0]), &[Value::of(w)]);
+    let y = g.op(Op::MatMul, &[a, wt]);
+    g.out("y", y);
+    let module = module_of(g, vec![param_decl("w", DType::F32, &[n as u64, k as u64])]);
+    let mut p = P::new("f");
+    let a = p.input("a", DType::F32, &["B", "M", &ks]);
+    let w = p.param("w", DType::F32, &[&ns, &ks]);
+    let y = p.temp(DType::F32, &["B", "M", &ns]);
+    p.f.steps.push(Step::MatMul {
+        a,
+        b: w,
+        out: y,
+        b_transposed: true,
+        origin: Origin::default(),
+    });
+    p.out("y", y);
+    let wv = Tensor::from_f32(&[n, k], ramp(n * k, 1.0, 0.05));
+    model(module, vec![], vec![p.f], vec![("w", wv)])
+}
+
+/// Products with more than `SKINNY_M` rows in all (`B * M`, even when each `M` is small) use the
+/// weight packed once for the model: the same results as the interpreter on the first run, on
+/// later runs (from the cache), and from sessions on several threads at once.
+#[test]
+fn linear_weights_packed_once_give_the_interpreters_results() {
+    let model = linear_model(70, 45);
+    for (b, m) in [(1, 1), (3, 7), (40, 1), (2, 33)] {
+        let a = || Tensor::from_f32(&[b, m, 70], ramp(b * m * 70, 2.0, -0.1));
+        for threads in [1, 2] {
+            for _ in 0..2 {
+                let (got, want) = both(&model, vec![("a", a())], threads);
+                assert_close(&got[0], &want[0], 1e-5);
+            }
+        }
+    }
+    // One pack of `w` served every run with more than 16 rows.
+    let weights = format!("{:?}", model.weights());
+    assert!(weights.contains("PackedCache(1 packed)"), "{weights}");
+    let inputs = named(vec![("a", Tensor::from_f32(&[5, 9, 70], ramp(5 * 9 * 70, 1.0, 0.2)))]);
+    let want = run(model.module(), "f", model.weights(), &inputs, &RunOptions::default()).unwrap();
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| session(&model, 1).run("f", &inputs).unwrap()))
+            .collect();
+        for r in runs {
+            assert_close(&r.join().unwrap()[0].1, &want[0].1, 1e-5);
+        }
+    });
+}

@@ -24,8 +24,9 @@ use super::pack::{self, PackedLayout, Scratch, Slot};
 use super::{KernelVariant, MatRef, NR, gemv};
 use crate::threadpool::ThreadPool;
 
-/// Rows up to which the skinny (matrix-vector like) paths are used.
-pub(crate) const SKINNY_M: usize = 16;
+/// Rows up to which the skinny (matrix-vector like) paths are used; they read a row-major or
+/// transposed `B` in place, so only longer products pack `B` (per call, unless prepacked).
+pub const SKINNY_M: usize = 16;
 
 /// Below this many flops per thread, fewer threads are used (tests split even tiny problems, so
 /// that the threaded paths see every odd shape).

@@ -70,6 +70,7 @@ mod tests;
 use std::sync::OnceLock;
 
 pub use batched::{BatchMatMut, BatchMatRef, gemm_batched};
+pub use driver::SKINNY_M;
 pub use epilogue::{Activation, Epilogue, Residual};
 pub use pack::PackedB;
 

@@ -73,6 +73,11 @@ impl<'p> BufferTable<'p> {
         }
     }
 
+    /// The plan whose buffers these are.
+    pub fn plan(&self) -> &'p FunctionPlan {
+        self.plan
+    }
+
     /// An owned buffer for `b`: a spare allocation of its size if there is one (its old
     /// elements are overwritten by the writer), else a zeroed one.
     fn owned(&self, b: BufId) -> RawBuf {

@@ -7,8 +7,9 @@
 
 use std::sync::Arc;
 
-use mlc_ir::{BufId, DType, Dim, Op, Origin, TensorType};
-use mlc_kernels::{BatchMatMut, BatchMatRef, GemmOpts, gemm_batched};
+use mlc_ir::{BufId, BufKind, DType, Dim, Op, Origin, TensorType};
+use mlc_kernels::gemm::SKINNY_M;
+use mlc_kernels::{BatchMatMut, BatchMatRef, GemmOpts, MatMut, MatRef, gemm_batched, gemm_prepacked};
 
 use super::buffers::BufferTable;
 use super::exec::Exec;
@@ -108,6 +109,12 @@ impl Exec<'_> {
             });
         }
         let (m, k, n) = (d.m, d.k, d.n);
+        let rows = d.batch.iter().product::<usize>() * m;
+        let plan = table.plan();
+        let packed = match &plan.bufs[b as usize].kind {
+            BufKind::Param(name) if rows > SKINNY_M && shape_b.len() == 2 => self.weights.packed(name, b_transposed),
+            _ => None,
+        };
         let sa_batch = batch_strides(&shape_a[..shape_a.len() - 2], &d.batch, m * k);
         let sb_batch = batch_strides(&shape_b[..shape_b.len() - 2], &d.batch, k * n);
         let sc_batch = batch_strides(&d.batch, &d.batch, m * n);
@@ -122,6 +129,14 @@ impl Exec<'_> {
         if o.is_empty() || k == 0 {
             // Nothing to compute, or a sum over nothing: the zeroed buffer is the result.
             o.fill(0.0);
+            return Ok(());
+        }
+        if let Some(packed) = packed.filter(|p| p.k() == k && p.n() == n) {
+            // A weight shared by every batch: one `[batch * M, K]` product with the weight
+            // packed once for the model (see `Weights::packed`).
+            let a = MatRef::new(xa, rows, k, k);
+            let c = MatMut::new(o, rows, n, n);
+            gemm_prepacked(self.pool, a, &packed, c, &GemmOpts::default());
             return Ok(());
         }
         let a = BatchMatRef::contiguous(xa, m, k, &sa_batch);
