@@ -410,6 +410,7 @@ fn matmul_model(dtype: DType, _m: usize, k: usize, n: usize) -> Model {
         b: w,
         out: y,
         b_transposed: true,
+        epilogue: mlc_ir::MatMulEpilogue::default(),
         origin: Origin::default(),
     });
     p.f.steps.push(Step::MatMul {
@@ -417,6 +418,7 @@ fn matmul_model(dtype: DType, _m: usize, k: usize, n: usize) -> Model {
         b: v,
         out: z,
         b_transposed: false,
+        epilogue: mlc_ir::MatMulEpilogue::default(),
         origin: Origin::default(),
     });
     p.out("y", y);
@@ -1153,6 +1155,7 @@ fn linear_model(k: usize, n: usize) -> Model {
         b: w,
         out: y,
         b_transposed: true,
+        epilogue: mlc_ir::MatMulEpilogue::default(),
         origin: Origin::default(),
     });
     p.out("y", y);

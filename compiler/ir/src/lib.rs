@@ -25,7 +25,7 @@ pub use infer::{InferError, broadcast_shapes, infer};
 pub use kernel::{Access, IExpr, KBuf, KStmt, KernelFn, Scalar, VExpr, print_kernel};
 pub use op::{ArgOp, BinaryOp, Literal, LiteralData, LoopOp, Op, ReduceOp, UnaryOp};
 pub use passes::{Pass, UnknownPass, run_pipeline, standard_pipeline};
-pub use plan::{BufId, BufKind, FunctionPlan, ModulePlan, PlanBuf, Step, print_plan};
+pub use plan::{Activation, BufId, BufKind, FunctionPlan, MatMulEpilogue, ModulePlan, PlanBuf, Step, print_plan};
 pub use shape::{Bindings, Dim, Shape, numel, shape_to_string};
 pub use text::{ParseError, parse_module, print_graph, print_module};
 pub use verify::{VerifyError, verify_graph, verify_module};

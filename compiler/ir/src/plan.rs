@@ -16,6 +16,53 @@ use crate::shape::Dim;
 /// A buffer's index in its [`FunctionPlan`].
 pub type BufId = u32;
 
+/// An activation a matrix product applies to each element before storing it, with the Graph
+/// IR semantics of the std function of that name (see `dsl/std/math.dsl`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Activation {
+    #[default]
+    None,
+    /// `x * 0.5 * (1 + erf(x / sqrt 2))`
+    GeluErf,
+    /// `x * sigmoid(x)`
+    Silu,
+    Tanh,
+    Sigmoid,
+}
+
+impl Activation {
+    /// The name in plan dumps.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::None => "none",
+            Activation::GeluErf => "gelu",
+            Activation::Silu => "silu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+        }
+    }
+}
+
+/// What a matrix product does to `p = a @ b` before storing it, in this order:
+/// `out[.., i, j] = activation(p[.., i, j] + bias[j]) + residual[.., i, j]`. Every part is
+/// optional; the default stores the product as it is. Fusion moves a consumer kernel of that
+/// form into the product (`mlc_sched`), so the product is never stored and reread.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MatMulEpilogue {
+    /// `f32[N]`, added to every row.
+    pub bias: Option<BufId>,
+    pub activation: Activation,
+    /// `f32` with the output's shape, added last.
+    pub residual: Option<BufId>,
+}
+
+impl MatMulEpilogue {
+    /// True when the product is stored as it is.
+    pub fn is_identity(&self) -> bool {
+        self.bias.is_none() && self.activation == Activation::None && self.residual.is_none()
+    }
+}
+
 /// Where a buffer's contents come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BufKind {
@@ -48,13 +95,14 @@ pub enum Step {
         bufs: Vec<BufId>,
         dims: Vec<Dim>,
     },
-    /// `out = a @ b` with broadcast batch axes; when `b_transposed`, `b` holds `[..., N, K]`
-    /// (the layout of a linear layer's weight) and is read transposed.
+    /// `out = epilogue(a @ b)` with broadcast batch axes; when `b_transposed`, `b` holds
+    /// `[..., N, K]` (the layout of a linear layer's weight) and is read transposed.
     MatMul {
         a: BufId,
         b: BufId,
         out: BufId,
         b_transposed: bool,
+        epilogue: MatMulEpilogue,
         origin: Origin,
     },
     /// Scaled dot-product attention without the score matrix:
@@ -100,6 +148,38 @@ pub enum Step {
 }
 
 impl Step {
+    /// Every buffer id the step names (not those of a loop's body, which has its own), for
+    /// renumbering.
+    pub fn buf_ids_mut(&mut self) -> Vec<&mut BufId> {
+        match self {
+            Step::Kernel { bufs, .. } => bufs.iter_mut().collect(),
+            Step::MatMul {
+                a, b, out, epilogue, ..
+            } => {
+                let mut ids = vec![a, b, out];
+                ids.extend(epilogue.bias.as_mut());
+                ids.extend(epilogue.residual.as_mut());
+                ids
+            }
+            Step::Attention {
+                q,
+                k,
+                v,
+                out,
+                bool_mask,
+                additive_mask,
+                ..
+            } => {
+                let mut ids = vec![q, k, v, out];
+                ids.extend(bool_mask.as_mut());
+                ids.extend(additive_mask.as_mut());
+                ids
+            }
+            Step::Op { inputs, outputs, .. } => inputs.iter_mut().chain(outputs.iter_mut()).collect(),
+            Step::Loop { operands, outputs, .. } => operands.iter_mut().chain(outputs.iter_mut()).collect(),
+        }
+    }
+
     /// The buffers the step reads and the buffers it writes. A kernel's buffers are split by the
     /// access its Kernel IR declares (`kernels` is the module plan's kernel table); when the
     /// kernel is not in `kernels` (an empty table, or a malformed plan) all of them count as
@@ -120,7 +200,13 @@ impl Step {
                 }
                 _ => (bufs.clone(), Vec::new()),
             },
-            Step::MatMul { a, b, out, .. } => (vec![*a, *b], vec![*out]),
+            Step::MatMul {
+                a, b, out, epilogue, ..
+            } => {
+                let mut reads = vec![*a, *b];
+                reads.extend(epilogue.bias.iter().chain(&epilogue.residual));
+                (reads, vec![*out])
+            }
             Step::Attention {
                 q,
                 k,
@@ -216,10 +302,21 @@ fn print_function(p: &ModulePlan, f: &FunctionPlan, depth: usize, out: &mut Stri
                 b,
                 out: o,
                 b_transposed,
+                epilogue: e,
                 ..
             } => {
                 let t = if *b_transposed { "ᵀ" } else { "" };
-                let _ = writeln!(out, "{pad}  b{o} = matmul b{a}, b{b}{t}");
+                let mut x = format!("matmul b{a}, b{b}{t}");
+                if let Some(bias) = e.bias {
+                    x = format!("{x} + b{bias}");
+                }
+                if e.activation != Activation::None {
+                    x = format!("{}({x})", e.activation.name());
+                }
+                if let Some(r) = e.residual {
+                    x = format!("{x} + b{r}");
+                }
+                let _ = writeln!(out, "{pad}  b{o} = {x}");
             }
             Step::Attention {
                 q,

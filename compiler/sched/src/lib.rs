@@ -12,7 +12,9 @@
 //!   the result of a reduction, matrix product, loop or of an op without generated code yet, an
 //!   operand of one of those, or when several consumers use it (computing it once beats
 //!   recomputing it per consumer — except pure re-indexings of a buffer, which are free).
-//! - **Matrix products** become library calls; `x @ transpose(w)` reads `w` transposed in place.
+//! - **Matrix products** become library calls; `x @ transpose(w)` reads `w` transposed in place,
+//!   and a kernel that only adds a bias, applies an activation or adds a residual to a product
+//!   becomes the product's epilogue (`epilogue.rs`).
 //! - **Attention** composed as `std.attention.attention` does (scores, masks, softmax, product
 //!   with the values) becomes one attention step that never builds the score matrix
 //!   (`attention.rs`); anything that does not match exactly keeps the generic path.
@@ -21,6 +23,7 @@
 
 mod attention;
 mod classify;
+mod epilogue;
 mod kernel_gen;
 pub mod memory;
 mod planner;

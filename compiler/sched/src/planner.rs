@@ -9,6 +9,7 @@ use mlc_ir::{DType, Graph, KernelFn, Module, NodeId, Op, Value};
 use crate::SchedError;
 use crate::attention::{AttnMatch, find_attention};
 use crate::classify::{Class, buffered_values, classify, transposed_source};
+use crate::epilogue::fuse_epilogues;
 use crate::kernel_gen::KernelBuilder;
 
 /// Plans every entry point of a module.
@@ -18,10 +19,12 @@ pub fn plan_module(m: &Module) -> Result<ModulePlan, SchedError> {
     for f in &m.functions {
         functions.push(planner.plan_graph(&f.name, &f.graph)?);
     }
-    Ok(ModulePlan {
+    let mut plan = ModulePlan {
         kernels: planner.kernels,
         functions,
-    })
+    };
+    fuse_epilogues(&mut plan);
+    Ok(plan)
 }
 
 struct Planner {
@@ -141,6 +144,7 @@ impl Planner {
                         b,
                         out: buffers[&v0],
                         b_transposed,
+                        epilogue: mlc_ir::MatMulEpilogue::default(),
                         origin: node.origin.clone(),
                     });
                 }

@@ -257,8 +257,9 @@ impl Exec<'_> {
                 b,
                 out,
                 b_transposed,
+                epilogue,
                 origin,
-            } => self.matmul(table, (*a, *b, *out), *b_transposed, origin),
+            } => self.matmul(table, (*a, *b, *out), *b_transposed, epilogue, origin),
             Step::Attention {
                 q,
                 k,

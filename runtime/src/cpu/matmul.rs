@@ -7,9 +7,11 @@
 
 use std::sync::Arc;
 
-use mlc_ir::{BufId, BufKind, DType, Dim, Op, Origin, TensorType};
+use mlc_ir::{Activation, BufId, BufKind, DType, Dim, MatMulEpilogue, Op, Origin, TensorType};
 use mlc_kernels::gemm::SKINNY_M;
-use mlc_kernels::{BatchMatMut, BatchMatRef, GemmOpts, MatMut, MatRef, gemm_batched, gemm_prepacked};
+use mlc_kernels::{
+    BatchMatMut, BatchMatRef, Epilogue, GemmOpts, MatMut, MatRef, Residual, gemm_batched, gemm_prepacked,
+};
 
 use super::buffers::BufferTable;
 use super::exec::Exec;
@@ -70,6 +72,23 @@ fn batch_strides(shape: &[usize], batch: &[usize], mat: usize) -> Vec<usize> {
     strides
 }
 
+/// The kernels' activation of a plan's.
+fn activation(a: Activation) -> mlc_kernels::Activation {
+    match a {
+        Activation::None => mlc_kernels::Activation::None,
+        Activation::GeluErf => mlc_kernels::Activation::GeluErf,
+        Activation::Silu => mlc_kernels::Activation::Silu,
+        Activation::Tanh => mlc_kernels::Activation::Tanh,
+        Activation::Sigmoid => mlc_kernels::Activation::Sigmoid,
+    }
+}
+
+/// `f32[2, 3]`-style text of a buffer's contents.
+fn type_text(s: &Storage) -> String {
+    s.type_of()
+        .map_or_else(|| "empty".into(), |(d, sh)| format!("{d}{sh:?}"))
+}
+
 impl Exec<'_> {
     /// Runs one `Step::MatMul`.
     pub(super) fn matmul(
@@ -77,6 +96,7 @@ impl Exec<'_> {
         table: &mut BufferTable,
         (a, b, out): (BufId, BufId, BufId),
         b_transposed: bool,
+        epilogue: &MatMulEpilogue,
         origin: &Origin,
     ) -> Result<(), RuntimeError> {
         let at = format_origin(origin);
@@ -94,8 +114,14 @@ impl Exec<'_> {
             ),
         };
         if da != DType::F32 || db != DType::F32 {
+            if !epilogue.is_identity() {
+                return Err(bad("a fused epilogue needs f32 operands".into()));
+            }
             return self.matmul_reference(table, (a, b, out), (sa, sb), b_transposed, origin);
         }
+        // The epilogue's operands, shared before the output is borrowed for writing.
+        let bias_s = epilogue.bias.map(|x| table.get(x).cloned()).transpose()?;
+        let residual_s = epilogue.residual.map(|x| table.get(x).cloned()).transpose()?;
         let d = product_dims(shape_a, shape_b, b_transposed).map_err(bad)?;
         let mut shape = d.batch.clone();
         shape.extend([d.m, d.n]);
@@ -126,17 +152,50 @@ impl Exec<'_> {
         let (Some(xa), Some(xb)) = (sa.as_f32(), sb.as_f32()) else {
             unreachable!("both operands hold f32");
         };
+        let bias = match &bias_s {
+            Some(s) => Some(
+                s.as_f32()
+                    .filter(|v| v.len() == n)
+                    .ok_or_else(|| bad(format!("the epilogue's bias is {}, not f32[{n}]", type_text(s))))?,
+            ),
+            None => None,
+        };
+        let residual = match &residual_s {
+            Some(s) => Some(
+                s.as_f32()
+                    .filter(|v| v.len() == rows * n)
+                    .ok_or_else(|| bad(format!("the epilogue's residual is {}, not f32{shape:?}", type_text(s))))?,
+            ),
+            None => None,
+        };
         if o.is_empty() || k == 0 {
-            // Nothing to compute, or a sum over nothing: the zeroed buffer is the result.
-            o.fill(0.0);
+            // Nothing to compute, or a sum over nothing: the product is zero.
+            let act = activation(epilogue.activation);
+            for (i, x) in o.iter_mut().enumerate() {
+                let t = bias.map_or(0.0, |b| b[i % n]);
+                *x = act.apply(t) + residual.map_or(0.0, |r| r[i]);
+            }
             return Ok(());
         }
+        let epilogue_opts = |batch_strides| GemmOpts {
+            epilogue: Epilogue {
+                scale: None,
+                bias,
+                activation: activation(epilogue.activation),
+                residual: residual.map(|data| Residual {
+                    data,
+                    ld: n,
+                    batch_strides,
+                }),
+            },
+            ..GemmOpts::default()
+        };
         if let Some(packed) = packed.filter(|p| p.k() == k && p.n() == n) {
             // A weight shared by every batch: one `[batch * M, K]` product with the weight
             // packed once for the model (see `Weights::packed`).
             let a = MatRef::new(xa, rows, k, k);
             let c = MatMut::new(o, rows, n, n);
-            gemm_prepacked(self.pool, a, &packed, c, &GemmOpts::default());
+            gemm_prepacked(self.pool, a, &packed, c, &epilogue_opts(&[]));
             return Ok(());
         }
         let a = BatchMatRef::contiguous(xa, m, k, &sa_batch);
@@ -160,7 +219,7 @@ impl Exec<'_> {
             ld: n,
             batch_strides: &sc_batch,
         };
-        gemm_batched(self.pool, &d.batch, a, b, c, &GemmOpts::default());
+        gemm_batched(self.pool, &d.batch, a, b, c, &epilogue_opts(&sc_batch));
         Ok(())
     }
 

@@ -121,8 +121,8 @@ pub fn prepare(f: &FunctionPlan, kernels: &[KernelFn]) -> Result<PreparedFn, Run
                     }
                 }
             }
-            Step::MatMul { a, b, out, .. } => {
-                if out == a || out == b {
+            Step::MatMul { out, .. } => {
+                if step_bufs(step).0.contains(out) {
                     return Err(plan_err(
                         f,
                         format!("step {s}: a matrix product writes one of its operands"),

@@ -1,0 +1,132 @@
+//! A kernel that only finishes a matrix product (bias, activation, residual) becomes the
+//! product's epilogue: the plan has no kernel and no stored product for it, and the CPU backend
+//! gives the interpreter's results. Forms the epilogue cannot express keep their kernel.
+
+use mlc_compiler::driver::compile_source;
+use mlc_compiler::lower::LowerOptions;
+use mlc_ir::{Activation, Bindings, FunctionPlan, MatMulEpilogue, Module, ModulePlan, Step, passes};
+use mlc_runtime::{Model, RunOptions, Weights, init_inputs, init_weights};
+
+const SRC: &str = r#"
+import std.nn.{Linear}
+import std.math.{gelu, silu, relu}
+
+model Test {
+  up = Linear(16, 24)
+  up2 = Linear(16, 24)
+  up3 = Linear(16, 24)
+  down = Linear(24, 16)
+  square = Linear(16, 16)
+  square2 = Linear(16, 16)
+  plain = Linear(16, 24, has_bias = false)
+  entry mlp(x: f32[B, T, 16]) {
+    return y = down(gelu(up(x)))
+  }
+  entry acts(x: f32[B, T, 16]) {
+    return a = silu(up(x)), b = tanh(up2(x)), c = sigmoid(plain(x))
+  }
+  entry residual(x: f32[B, T, 16]) {
+    return y = x + square(x), z = gelu(square2(x)) + x
+  }
+  entry kept(x: f32[B, T, 16]) {
+    let h = up3(x)
+    return a = relu(up(x)), b = up2(x) * 2.0, c = tanh(h) + sigmoid(h), d = plain(x)
+  }
+}
+"#;
+
+fn module() -> Module {
+    let mut m = compile_source("test.dsl", SRC, &LowerOptions::default())
+        .unwrap_or_else(|e| panic!("the test program does not compile:\n{e}"))
+        .module;
+    passes::run_pipeline(&mut m, None, |_, _| {}).expect("pipeline");
+    m
+}
+
+/// The epilogues of an entry's products, and how many kernels it runs.
+fn products(plan: &ModulePlan, entry: &str) -> (Vec<MatMulEpilogue>, usize) {
+    let f: &FunctionPlan = plan.function(entry).expect("entry");
+    let epilogues = f
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::MatMul { epilogue, .. } => Some(epilogue.clone()),
+            _ => None,
+        })
+        .collect();
+    let kernels = f.steps.iter().filter(|s| matches!(s, Step::Kernel { .. })).count();
+    (epilogues, kernels)
+}
+
+#[test]
+fn finishing_kernels_become_epilogues() {
+    let plan = mlc_sched::plan_module(&module()).expect("plans");
+    let text = mlc_ir::print_plan(&plan);
+    let acts = |e: &[MatMulEpilogue]| e.iter().map(|e| e.activation).collect::<Vec<_>>();
+    let with_bias = |e: &[MatMulEpilogue]| e.iter().filter(|e| e.bias.is_some()).count();
+    let with_residual = |e: &[MatMulEpilogue]| e.iter().filter(|e| e.residual.is_some()).count();
+
+    // gelu(x @ up^T + b) feeds the next product; down's bias finishes the output.
+    let (e, kernels) = products(&plan, "mlp");
+    assert_eq!(kernels, 0, "{text}");
+    assert_eq!(acts(&e), [Activation::GeluErf, Activation::None], "{text}");
+    assert_eq!(with_bias(&e), 2, "{text}");
+
+    let (e, kernels) = products(&plan, "acts");
+    assert_eq!(kernels, 0, "{text}");
+    let mut a = acts(&e);
+    a.sort_by_key(|a| a.name());
+    assert_eq!(a, [Activation::Sigmoid, Activation::Silu, Activation::Tanh], "{text}");
+    assert_eq!(with_bias(&e), 2, "{text}");
+
+    // x + (x @ w^T + b) in either order, and gelu(...) + x.
+    let (e, kernels) = products(&plan, "residual");
+    assert_eq!(kernels, 0, "{text}");
+    assert_eq!(with_residual(&e), 2, "{text}");
+    assert_eq!(with_bias(&e), 2, "{text}");
+    assert!(text.contains("= gelu(matmul b"), "{text}");
+
+    // relu (NaN semantics differ from the kernels' epilogue), a scale and two functions of one
+    // product keep their kernels; a product that is an output has nothing to fuse.
+    let (e, kernels) = products(&plan, "kept");
+    assert_eq!(e.len(), 4, "{text}");
+    assert!(e.iter().all(MatMulEpilogue::is_identity), "{text}");
+    assert_eq!(kernels, 3, "{text}");
+}
+
+#[test]
+fn epilogues_give_the_interpreters_results() {
+    let m = module();
+    let weights = Weights::from_tensors(&m, init_weights(&m, 7)).expect("weights");
+    let mut model = Model::from_module(m.clone()).expect("model");
+    model.set_weights(weights.clone());
+    for threads in [1, 2] {
+        let mut session = model.session().expect("session");
+        session.set_threads(threads);
+        // 1 x 3 rows takes the skinny path; 4 x 33 the blocked one with packed weights.
+        for (b, t, seed) in [(1, 3, 1), (4, 33, 2), (2, 0, 3)] {
+            let bind: Bindings = [("B", b), ("T", t)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            for f in &m.functions {
+                let inputs = init_inputs(f, &bind, seed).expect("inputs");
+                let want = mlc_runtime::run(&m, &f.name, &weights, &inputs, &RunOptions::default())
+                    .unwrap_or_else(|e| panic!("{}: interpreter: {e}", f.name));
+                let got = session
+                    .run(&f.name, &inputs)
+                    .unwrap_or_else(|e| panic!("{}: cpu: {e}", f.name));
+                for ((name, w), (_, g)) in want.iter().zip(&got) {
+                    assert_eq!(w.shape(), g.shape(), "{}.{name}", f.name);
+                    for (i, (a, c)) in w.to_f64_vec().iter().zip(g.to_f64_vec()).enumerate() {
+                        assert!(
+                            (a - c).abs() <= 1e-5 * (1.0 + a.abs()),
+                            "{}.{name}[{i}] (B={b}, T={t}, {threads} threads): interpreter {a}, cpu {c}",
+                            f.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
