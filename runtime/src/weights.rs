@@ -38,10 +38,14 @@ pub struct Weights {
     packed: PackedCache,
 }
 
-/// `(name, transposed)` to the packed weight. Shared by every session of a model; a clone of
-/// the weights starts empty (the packs are derived data, made again when needed).
+/// `(name, transposed)` to the packed weight, or to `None` after its first use. Shared by every
+/// session of a model; a clone of the weights starts empty (the packs are derived data, made
+/// again when needed).
 #[derive(Default)]
-struct PackedCache(RwLock<HashMap<(String, bool), Arc<PackedB>>>);
+struct PackedCache(RwLock<HashMap<PackKey, Option<Arc<PackedB>>>>);
+
+/// A weight's name and whether it is read transposed.
+type PackKey = (String, bool);
 
 impl Clone for PackedCache {
     fn clone(&self) -> Self {
@@ -51,7 +55,7 @@ impl Clone for PackedCache {
 
 impl std::fmt::Debug for PackedCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.0.read().map(|m| m.len()).unwrap_or(0);
+        let n = self.0.read().map(|m| m.values().flatten().count()).unwrap_or(0);
         write!(f, "PackedCache({n} packed)")
     }
 }
@@ -162,13 +166,22 @@ impl Weights {
     }
 
     /// The `f32[K, N]` (or, when `transposed`, `f32[N, K]`: a Linear weight) parameter `name`
-    /// packed as the `B` operand of `A @ B`, packed on the first call and kept for the model's
-    /// life: every later product with it skips the packing a plain GEMM does per call. Costs a
-    /// second copy of the weight in memory. `None` if `name` is not a rank-2 `f32` parameter.
+    /// packed as the `B` operand of `A @ B`, for the model's life: every product with it after
+    /// that skips the packing a plain GEMM does per call. `None` on the first call for a weight
+    /// (packing it whole costs more than one product's own packing, so a weight used once, as
+    /// in a one-shot prefill, is never packed), and if `name` is not a rank-2 `f32` parameter.
+    /// A packed weight is a second copy of it in memory.
     pub(crate) fn packed(&self, name: &str, transposed: bool) -> Option<Arc<PackedB>> {
         let key = (name.to_string(), transposed);
-        if let Some(p) = self.packed.0.read().ok()?.get(&key) {
-            return Some(p.clone());
+        // (The read guard must be gone before the write lock is taken.)
+        let seen = self.packed.0.read().ok()?.get(&key).cloned();
+        match seen {
+            Some(Some(p)) => return Some(p),
+            Some(None) => {}
+            None => {
+                self.packed.0.write().ok()?.entry(key).or_insert(None);
+                return None;
+            }
         }
         let t = self.tensors.get(name)?;
         let (&[rows, cols], Some(data)) = (t.shape(), t.as_f32()) else {
@@ -178,7 +191,8 @@ impl Weights {
         // Packed outside the lock; two sessions racing pack twice and keep one.
         let packed = Arc::new(PackedB::new(data, k, n, transposed));
         let mut map = self.packed.0.write().ok()?;
-        Some(map.entry(key).or_insert(packed).clone())
+        let slot = map.entry(key).or_insert(None);
+        Some(slot.get_or_insert(packed).clone())
     }
 
     /// Names of tensors in the source that the module does not declare, sorted. Usually a sign

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use mlc_ir::{Activation, BufId, BufKind, DType, Dim, MatMulEpilogue, Op, Origin, TensorType};
 use mlc_kernels::gemm::SKINNY_M;
 use mlc_kernels::{
-    BatchMatMut, BatchMatRef, Epilogue, GemmOpts, MatMut, MatRef, Residual, gemm_batched, gemm_prepacked,
+    BatchMatMut, BatchMatRef, Epilogue, GemmOpts, MatMut, MatRef, Residual, gemm, gemm_batched, gemm_prepacked,
 };
 
 use super::buffers::BufferTable;
@@ -137,10 +137,15 @@ impl Exec<'_> {
         let (m, k, n) = (d.m, d.k, d.n);
         let rows = d.batch.iter().product::<usize>() * m;
         let plan = table.plan();
-        let packed = match &plan.bufs[b as usize].kind {
-            BufKind::Param(name) if rows > SKINNY_M && shape_b.len() == 2 => self.weights.packed(name, b_transposed),
+        // A long product with a weight: one `[batch * M, K]` product, with the weight packed
+        // once for the model from its second use on (`Weights::packed`). The path depends on
+        // the shapes only, so the first call (packing `B` itself) and later ones (prepacked)
+        // run the same blocked kernels on the same `K` blocks: the same bits every run.
+        let weight = match &plan.bufs[b as usize].kind {
+            BufKind::Param(name) if rows > SKINNY_M && shape_b.len() == 2 => Some(name),
             _ => None,
         };
+        let packed = weight.and_then(|name| self.weights.packed(name, b_transposed));
         let sa_batch = batch_strides(&shape_a[..shape_a.len() - 2], &d.batch, m * k);
         let sb_batch = batch_strides(&shape_b[..shape_b.len() - 2], &d.batch, k * n);
         let sc_batch = batch_strides(&d.batch, &d.batch, m * n);
@@ -190,12 +195,17 @@ impl Exec<'_> {
             },
             ..GemmOpts::default()
         };
-        if let Some(packed) = packed.filter(|p| p.k() == k && p.n() == n) {
-            // A weight shared by every batch: one `[batch * M, K]` product with the weight
-            // packed once for the model (see `Weights::packed`).
+        if weight.is_some() {
             let a = MatRef::new(xa, rows, k, k);
             let c = MatMut::new(o, rows, n, n);
-            gemm_prepacked(self.pool, a, &packed, c, &epilogue_opts(&[]));
+            match packed.filter(|p| p.k() == k && p.n() == n) {
+                Some(packed) => gemm_prepacked(self.pool, a, &packed, c, &epilogue_opts(&[])),
+                None if b_transposed => {
+                    let b = MatRef::transposed(xb, k, n, k);
+                    gemm(self.pool, a, b, c, &epilogue_opts(&[]));
+                }
+                None => gemm(self.pool, a, MatRef::new(xb, k, n, n), c, &epilogue_opts(&[])),
+            }
             return Ok(());
         }
         let a = BatchMatRef::contiguous(xa, m, k, &sa_batch);
