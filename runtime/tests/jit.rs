@@ -1784,3 +1784,45 @@ fn softmax_with_the_stored_exp_term_matches_direct_softmax() {
         }
     }
 }
+
+/// A module of many kernels is compiled in shares on several threads: every kernel keeps its
+/// index and name, and computes its own function. A kernel the backend refuses fails the whole
+/// module with its name, whichever share it is in.
+#[test]
+fn many_kernels_compile_in_parallel_shares_in_order() {
+    let count = 21;
+    let kernels: Vec<KernelFn> = (0..count)
+        .map(|i| {
+            elementwise(
+                &format!("k{i}"),
+                vec![rd("x", DType::F32), wr("y", DType::F32)],
+                i % 2 == 0,
+                |ix| bin(BinaryOp::Add, ld(0, ix), f(i as f32)),
+            )
+        })
+        .collect();
+    let jit = JitModule::compile(&kernels).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(jit.len(), count);
+    for i in 0..count {
+        assert_eq!(jit.name(i), format!("k{i}"));
+        assert_eq!(jit.find(&format!("k{i}")), Some(i));
+        let mut bufs = [Buf::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0]), Buf::F32(vec![0.0; 5])];
+        let hi = if i % 2 == 0 { 1 } else { 5 };
+        call(&jit, i, &mut bufs, &[5], 0, hi);
+        let want: Vec<f32> = (1..=5).map(|x| x as f32 + i as f32).collect();
+        assert_eq!(bufs[1].f32(), want.as_slice(), "kernel {i}");
+    }
+    // An integer store into an f32 buffer is refused, in the last share.
+    let mut bad = kernels;
+    bad.push(elementwise(
+        "bad",
+        vec![rd("x", DType::F32), wr("y", DType::F32)],
+        false,
+        |_| VExpr::Const(Scalar::I64(1)),
+    ));
+    let err = JitModule::compile(&bad)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("kernel `bad`"), "{err}");
+}

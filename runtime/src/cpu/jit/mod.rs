@@ -119,9 +119,13 @@ struct Compiled {
 pub struct JitModule {
     kernels: Vec<Compiled>,
     by_name: HashMap<String, usize>,
-    /// Owns the code; only touched again in `Drop`.
-    module: Option<cranelift_jit::JITModule>,
+    /// Own the code (one module per thread that compiled a share of the kernels); only touched
+    /// again in `Drop`.
+    modules: Vec<cranelift_jit::JITModule>,
 }
+
+/// Below this many kernels, compiling on one thread beats starting others.
+const PARALLEL_MIN_KERNELS: usize = 8;
 
 // SAFETY: after `compile` returns, the Cranelift module is never accessed through `&self` (it is
 // only freed in `Drop`, which has exclusive access). What `&self` methods use is the function
@@ -142,43 +146,55 @@ impl JitModule {
         JitModule::compile_tuned(kernels, opts, &JitTuning::default())
     }
 
-    /// Compiles `kernels` with the further switches of `tuning`.
+    /// Compiles `kernels` with the further switches of `tuning`. Kernels compile independently,
+    /// so a large set is split into contiguous shares compiled on several threads at once
+    /// (each into a module of its own); the code of each kernel is the same either way.
     pub fn compile_tuned(kernels: &[KernelFn], opts: &JitOptions, tuning: &JitTuning) -> Result<JitModule, JitError> {
-        let mut jb = JITBuilder::with_flags(&lower::flags(false), cranelift_module::default_libcall_names())
-            .map_err(|e| lower::backend("", &e))?;
-        for f in Libm::ALL {
-            jb.symbol(f.symbol(), f.address());
+        let threads = if kernels.len() < PARALLEL_MIN_KERNELS {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
+        };
+        let share = kernels.len().div_ceil(threads).max(1);
+        let parts: Vec<Result<Part, JitError>> = if threads <= 1 {
+            vec![compile_part(kernels, opts, tuning)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = kernels
+                    .chunks(share)
+                    .map(|chunk| s.spawn(move || compile_part(chunk, opts, tuning)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })
+        };
+        let mut out = JitModule {
+            kernels: Vec::with_capacity(kernels.len()),
+            by_name: HashMap::new(),
+            modules: Vec::with_capacity(parts.len()),
+        };
+        // Every module built is kept (and freed on drop) even if a later share failed.
+        let mut first_error = None;
+        for part in parts {
+            match part {
+                Ok(part) => {
+                    out.kernels.extend(part.kernels);
+                    out.modules.push(part.module);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        let mut module = cranelift_jit::JITModule::new(jb);
-        let mut lowerer = Lowerer::new_tuned(&mut module, opts, tuning, "mlc_rt_")?;
-        let declared = kernels
-            .iter()
-            .map(|k| lowerer.define(&mut module, k, None))
-            .collect::<Result<Vec<_>, _>>()?;
-        module.finalize_definitions().map_err(|e| lower::backend("", &e))?;
-
-        let mut compiled = Vec::with_capacity(kernels.len());
-        let mut by_name = HashMap::new();
-        for (i, (k, (id, vectorized))) in kernels.iter().zip(declared).enumerate() {
-            let code = module.get_finalized_function(id);
-            // SAFETY: `code` is the start of the finalized function `id`, whose signature we
-            // declared as (pointer, pointer, i64, i64) with no results in the ISA's default
-            // calling convention, which is the platform C ABI: exactly `KernelEntry`.
-            let entry = unsafe { std::mem::transmute::<*const u8, KernelEntry>(code) };
-            by_name.entry(k.name.clone()).or_insert(i);
-            compiled.push(Compiled {
-                name: k.name.clone(),
-                entry,
-                bufs: k.bufs.len(),
-                dims: k.dims.len(),
-                vectorized_loops: vectorized,
-            });
+        if let Some(e) = first_error {
+            return Err(e);
         }
-        Ok(JitModule {
-            kernels: compiled,
-            by_name,
-            module: Some(module),
-        })
+        for (i, k) in out.kernels.iter().enumerate() {
+            out.by_name.entry(k.name.clone()).or_insert(i);
+        }
+        Ok(out)
     }
 
     /// The number of kernels.
@@ -231,11 +247,65 @@ impl JitModule {
 
 impl Drop for JitModule {
     fn drop(&mut self) {
-        if let Some(m) = self.module.take() {
+        for m in self.modules.drain(..) {
             // SAFETY: the code's only entry points are the `entry` pointers in `self.kernels`,
             // which never leave this struct; `drop` has exclusive access, so no call through
             // `&self` is running, and none can start afterwards.
             unsafe { m.free_memory() };
         }
     }
+}
+
+/// Some of the kernels, compiled into a module of their own.
+struct Part {
+    kernels: Vec<Compiled>,
+    module: cranelift_jit::JITModule,
+}
+
+/// Compiles `kernels` into one Cranelift module.
+fn compile_part(kernels: &[KernelFn], opts: &JitOptions, tuning: &JitTuning) -> Result<Part, JitError> {
+    let mut jb = JITBuilder::with_flags(&lower::flags(false), cranelift_module::default_libcall_names())
+        .map_err(|e| lower::backend("", &e))?;
+    for f in Libm::ALL {
+        jb.symbol(f.symbol(), f.address());
+    }
+    let mut module = cranelift_jit::JITModule::new(jb);
+    let declared = {
+        let mut lowerer = Lowerer::new_tuned(&mut module, opts, tuning, "mlc_rt_")?;
+        kernels
+            .iter()
+            .map(|k| lowerer.define(&mut module, k, None))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let declared = match declared {
+        Ok(d) => d,
+        Err(e) => {
+            // SAFETY: nothing was finalized, so no pointer into the module's memory exists.
+            unsafe { module.free_memory() };
+            return Err(e);
+        }
+    };
+    module.finalize_definitions().map_err(|e| lower::backend("", &e))?;
+    let compiled = kernels
+        .iter()
+        .zip(declared)
+        .map(|(k, (id, vectorized))| {
+            let code = module.get_finalized_function(id);
+            // SAFETY: `code` is the start of the finalized function `id`, whose signature we
+            // declared as (pointer, pointer, i64, i64) with no results in the ISA's default
+            // calling convention, which is the platform C ABI: exactly `KernelEntry`.
+            let entry = unsafe { std::mem::transmute::<*const u8, KernelEntry>(code) };
+            Compiled {
+                name: k.name.clone(),
+                entry,
+                bufs: k.bufs.len(),
+                dims: k.dims.len(),
+                vectorized_loops: vectorized,
+            }
+        })
+        .collect();
+    Ok(Part {
+        kernels: compiled,
+        module,
+    })
 }
