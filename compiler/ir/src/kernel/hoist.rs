@@ -206,44 +206,22 @@ fn earlier_let(before: &[KStmt], dtype: DType, value: &VExpr) -> Option<u32> {
 
 /// The `let` and accumulator variables `e` reads.
 pub(super) fn vars_read(e: &VExpr, out: &mut HashSet<u32>) {
-    match e {
-        VExpr::Var(v) => {
+    e.visit(&mut |x| {
+        if let VExpr::Var(v) = x {
             out.insert(*v);
         }
-        VExpr::Load { .. } | VExpr::Const(_) | VExpr::Index(_) => {}
-        VExpr::Unary(_, x) | VExpr::Cast(_, x) => vars_read(x, out),
-        VExpr::Binary(_, a, b) => {
-            vars_read(a, out);
-            vars_read(b, out);
-        }
-        VExpr::Select(c, a, b) => {
-            vars_read(c, out);
-            vars_read(a, out);
-            vars_read(b, out);
-        }
-    }
+    });
 }
 
 /// Replaces reads of the variables in `map` by their images.
 fn rename_vars(e: &mut VExpr, map: &HashMap<u32, u32>) {
-    match e {
-        VExpr::Var(v) => {
-            if let Some(to) = map.get(v) {
-                *v = *to;
-            }
+    e.visit_mut(&mut |x| {
+        if let VExpr::Var(v) = x
+            && let Some(to) = map.get(v)
+        {
+            *v = *to;
         }
-        VExpr::Load { .. } | VExpr::Const(_) | VExpr::Index(_) => {}
-        VExpr::Unary(_, x) | VExpr::Cast(_, x) => rename_vars(x, map),
-        VExpr::Binary(_, a, b) => {
-            rename_vars(a, map);
-            rename_vars(b, map);
-        }
-        VExpr::Select(c, a, b) => {
-            rename_vars(c, map);
-            rename_vars(a, map);
-            rename_vars(b, map);
-        }
-    }
+    });
 }
 
 /// [`rename_vars`] in every expression of a statement.

@@ -221,6 +221,50 @@ impl std::ops::Rem for IExpr {
     }
 }
 
+impl VExpr {
+    /// The operands of this node, in order.
+    pub fn operands(&self) -> Vec<&VExpr> {
+        match self {
+            VExpr::Load { .. } | VExpr::Const(_) | VExpr::Var(_) | VExpr::Index(_) => Vec::new(),
+            VExpr::Unary(_, x) | VExpr::Cast(_, x) => vec![x],
+            VExpr::Binary(_, a, b) => vec![a, b],
+            VExpr::Select(c, a, b) => vec![c, a, b],
+        }
+    }
+
+    /// The operands of this node, in order, for rewriting.
+    pub fn operands_mut(&mut self) -> Vec<&mut VExpr> {
+        match self {
+            VExpr::Load { .. } | VExpr::Const(_) | VExpr::Var(_) | VExpr::Index(_) => Vec::new(),
+            VExpr::Unary(_, x) | VExpr::Cast(_, x) => vec![x],
+            VExpr::Binary(_, a, b) => vec![a, b],
+            VExpr::Select(c, a, b) => vec![c, a, b],
+        }
+    }
+
+    /// True when `pred` holds for this expression or any subexpression.
+    pub fn any(&self, pred: &impl Fn(&VExpr) -> bool) -> bool {
+        pred(self) || self.operands().into_iter().any(|x| x.any(pred))
+    }
+
+    /// Calls `f` on this expression and every subexpression, parents first.
+    pub fn visit(&self, f: &mut impl FnMut(&VExpr)) {
+        f(self);
+        for x in self.operands() {
+            x.visit(f);
+        }
+    }
+
+    /// Calls `f` on this expression and then on every subexpression of what `f` left, parents
+    /// first (a node `f` replaces is not visited again, its new operands are).
+    pub fn visit_mut(&mut self, f: &mut impl FnMut(&mut VExpr)) {
+        f(self);
+        for x in self.operands_mut() {
+            x.visit_mut(f);
+        }
+    }
+}
+
 impl KernelFn {
     /// The dtype a value expression computes, given the kernel's buffers and the dtypes of the
     /// variables in scope.

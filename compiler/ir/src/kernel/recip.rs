@@ -53,18 +53,8 @@ fn block(k: &KernelFn, dtypes: &HashMap<u32, DType>, stmts: &mut [KStmt]) {
 }
 
 fn rewrite(k: &KernelFn, dtypes: &HashMap<u32, DType>, inside: &HashSet<u32>, e: &mut VExpr) {
-    match e {
-        VExpr::Unary(_, x) | VExpr::Cast(_, x) => rewrite(k, dtypes, inside, x),
-        VExpr::Binary(_, a, b) => {
-            rewrite(k, dtypes, inside, a);
-            rewrite(k, dtypes, inside, b);
-        }
-        VExpr::Select(c, a, b) => {
-            rewrite(k, dtypes, inside, c);
-            rewrite(k, dtypes, inside, a);
-            rewrite(k, dtypes, inside, b);
-        }
-        VExpr::Load { .. } | VExpr::Const(_) | VExpr::Var(_) | VExpr::Index(_) => {}
+    for x in e.operands_mut() {
+        rewrite(k, dtypes, inside, x);
     }
     // A wholly invariant quotient is hoisted as it is: once per row, exact.
     let invariant_f32_divisor = matches!(e, VExpr::Binary(BinaryOp::Div, a, b)

@@ -227,35 +227,26 @@ fn count_stores(stmts: &[KStmt], out: &mut HashMap<u32, usize>) {
 
 /// True when `e` calls a function much dearer than a load and a store.
 fn transcendental(e: &VExpr) -> bool {
-    match e {
-        VExpr::Unary(op, x) => {
-            matches!(
-                op,
+    e.any(&|x| {
+        matches!(
+            x,
+            VExpr::Unary(
                 UnaryOp::Exp
                     | UnaryOp::Log
                     | UnaryOp::Tanh
                     | UnaryOp::Sigmoid
                     | UnaryOp::Erf
                     | UnaryOp::Sin
-                    | UnaryOp::Cos
-            ) || transcendental(x)
-        }
-        VExpr::Binary(op, a, b) => *op == BinaryOp::Pow || transcendental(a) || transcendental(b),
-        VExpr::Select(c, a, b) => transcendental(c) || transcendental(a) || transcendental(b),
-        VExpr::Cast(_, x) => transcendental(x),
-        VExpr::Load { .. } | VExpr::Const(_) | VExpr::Var(_) | VExpr::Index(_) => false,
-    }
+                    | UnaryOp::Cos,
+                _
+            ) | VExpr::Binary(BinaryOp::Pow, _, _)
+        )
+    })
 }
 
 /// True when some load in `e` has an index that mentions loop variable `v`.
 fn loads_moving_with(e: &VExpr, v: u32) -> bool {
-    match e {
-        VExpr::Load { index, .. } => !index.independent_of(v),
-        VExpr::Unary(_, x) | VExpr::Cast(_, x) => loads_moving_with(x, v),
-        VExpr::Binary(_, a, b) => loads_moving_with(a, v) || loads_moving_with(b, v),
-        VExpr::Select(c, a, b) => loads_moving_with(c, v) || loads_moving_with(a, v) || loads_moving_with(b, v),
-        VExpr::Const(_) | VExpr::Var(_) | VExpr::Index(_) => false,
-    }
+    e.any(&|x| matches!(x, VExpr::Load { index, .. } if !index.independent_of(v)))
 }
 
 /// `e` with loop variable `from` replaced by `to` in every index.
@@ -288,32 +279,14 @@ fn rename_index(i: &IExpr, from: u32, to: u32) -> IExpr {
 }
 
 fn contains(e: &VExpr, needle: &VExpr) -> bool {
-    e == needle
-        || match e {
-            VExpr::Unary(_, x) | VExpr::Cast(_, x) => contains(x, needle),
-            VExpr::Binary(_, a, b) => contains(a, needle) || contains(b, needle),
-            VExpr::Select(c, a, b) => contains(c, needle) || contains(a, needle) || contains(b, needle),
-            VExpr::Load { .. } | VExpr::Const(_) | VExpr::Var(_) | VExpr::Index(_) => false,
-        }
+    e.any(&|x| x == needle)
 }
 
 /// Replaces every occurrence of `needle` in `e` by `with`.
 fn replace(e: &mut VExpr, needle: &VExpr, with: &VExpr) {
-    if e == needle {
-        *e = with.clone();
-        return;
-    }
-    match e {
-        VExpr::Unary(_, x) | VExpr::Cast(_, x) => replace(x, needle, with),
-        VExpr::Binary(_, a, b) => {
-            replace(a, needle, with);
-            replace(b, needle, with);
+    e.visit_mut(&mut |x| {
+        if x == needle {
+            *x = with.clone();
         }
-        VExpr::Select(c, a, b) => {
-            replace(c, needle, with);
-            replace(a, needle, with);
-            replace(b, needle, with);
-        }
-        VExpr::Load { .. } | VExpr::Const(_) | VExpr::Var(_) | VExpr::Index(_) => {}
-    }
+    });
 }
