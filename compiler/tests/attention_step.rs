@@ -2,10 +2,13 @@
 //! blocked kernel, no `[B, H, Tq, Tk]` score buffer) and runs on the CPU backend as the
 //! interpreter runs the composition.
 
-use mlc_compiler::driver::compile_source;
+use mlc_compiler::driver::compile_source_optimized;
 use mlc_compiler::lower::LowerOptions;
-use mlc_ir::{Bindings, Dim, FunctionPlan, Module, Step, passes};
-use mlc_runtime::{Model, RunOptions, Weights, init_inputs};
+use mlc_ir::{Dim, FunctionPlan, Module, Step};
+use mlc_runtime::{Model, Weights, init_inputs};
+
+mod common;
+use common::{bind, interpreter_and_cpu};
 
 const SRC: &str = r#"
 import std.attention.{attention, split_heads}
@@ -33,11 +36,8 @@ entry weights_out(q: f32[B, 4, S, 8], k: f32[B, 4, T, 8], v: f32[B, 4, T, 8]) {
 "#;
 
 fn module() -> Module {
-    let mut m = compile_source("test.dsl", SRC, &LowerOptions::default())
+    compile_source_optimized("test.dsl", SRC, &LowerOptions::default())
         .unwrap_or_else(|e| panic!("the test program does not compile:\n{e}"))
-        .module;
-    passes::run_pipeline(&mut m, None, |_, _| {}).expect("pipeline");
-    m
 }
 
 fn attention_steps(f: &FunctionPlan) -> Vec<&Step> {
@@ -98,19 +98,10 @@ fn attention_step_matches_the_interpreter() {
     model.set_weights(weights.clone());
     let mut session = model.session().expect("session");
     for (b, s, t, seed) in [(2, 5, 7, 1), (1, 7, 7, 2), (3, 70, 130, 3), (2, 1, 9, 4)] {
-        let bind: Bindings = [("B", b), ("S", s), ("T", t)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
+        let bind = bind(&[("B", b), ("S", s), ("T", t)]);
         for f in &m.functions {
             let inputs = init_inputs(f, &bind, seed).expect("inputs");
-            let want = mlc_runtime::run(&m, &f.name, &weights, &inputs, &RunOptions::default())
-                .unwrap_or_else(|e| panic!("{}: interpreter: {e}", f.name));
-            let got = session
-                .run(&f.name, &inputs)
-                .unwrap_or_else(|e| panic!("{}: cpu: {e}", f.name));
-            for ((name, w), (_, g)) in want.iter().zip(&got) {
-                assert_eq!(w.shape(), g.shape(), "{}.{name}", f.name);
+            for (name, w, g) in interpreter_and_cpu(&m, &weights, &mut session, &f.name, &inputs, &f.name) {
                 let (w, g) = (w.to_f64_vec(), g.to_f64_vec());
                 let scale = w.iter().filter(|x| x.is_finite()).fold(1.0f64, |m, x| m.max(x.abs()));
                 for (i, (a, c)) in w.iter().zip(&g).enumerate() {

@@ -10,7 +10,10 @@ use mlc_compiler::driver::compile_file;
 use mlc_compiler::example::Example;
 use mlc_compiler::lower::LowerOptions;
 use mlc_ir::{Module, passes};
-use mlc_runtime::{RunOptions, Weights};
+use mlc_runtime::Weights;
+
+mod common;
+use common::interpreter_and_cpu;
 
 /// Tests in this file read paths relative to the workspace root, so that origins printed in the
 /// IR (`examples/x/model.dsl:3:5`) are the same on every machine.
@@ -127,16 +130,11 @@ fn every_example_entry_runs_in_the_interpreter_and_on_the_cpu_backend_alike() {
                     f.name
                 )
             });
-            let outputs = mlc_runtime::run(&m, &f.name, &weights, &inputs, &RunOptions::default())
-                .unwrap_or_else(|e| panic!("{name}.{} fails in the interpreter: {e}", f.name));
             // The CPU backend agrees with the interpreter: floats to 1e-5 relative to the
             // tensor's scale, integers and bools exactly.
-            let cpu = session
-                .run(&f.name, &inputs)
-                .unwrap_or_else(|e| panic!("{name}.{} fails on the CPU backend: {e}", f.name));
-            for ((out_name, want), (_, got)) in outputs.iter().zip(&cpu) {
-                assert_eq!(want.shape(), got.shape(), "{name}.{} output {out_name}", f.name);
-                assert_eq!(want.dtype(), got.dtype(), "{name}.{} output {out_name}", f.name);
+            let what = format!("{name}.{}", f.name);
+            let outputs = interpreter_and_cpu(&m, &weights, &mut session, &f.name, &inputs, &what);
+            for (out_name, want, got) in &outputs {
                 if want.dtype().is_float() {
                     let (w, g) = (want.to_f64_vec(), got.to_f64_vec());
                     let scale = w.iter().filter(|x| x.is_finite()).fold(1.0f64, |m, x| m.max(x.abs()));
@@ -158,7 +156,7 @@ fn every_example_entry_runs_in_the_interpreter_and_on_the_cpu_backend_alike() {
                 }
             }
             assert_eq!(outputs.len(), f.graph.outputs.len(), "{name}.{}", f.name);
-            for ((out_name, t), ty) in outputs.iter().zip(f.graph.output_types()) {
+            for ((out_name, t, _), ty) in outputs.iter().zip(f.graph.output_types()) {
                 let want: Vec<usize> = ty
                     .shape
                     .iter()

@@ -2,10 +2,13 @@
 //! product's epilogue: the plan has no kernel and no stored product for it, and the CPU backend
 //! gives the interpreter's results. Forms the epilogue cannot express keep their kernel.
 
-use mlc_compiler::driver::compile_source;
+use mlc_compiler::driver::compile_source_optimized;
 use mlc_compiler::lower::LowerOptions;
-use mlc_ir::{Activation, Bindings, FunctionPlan, MatMulEpilogue, Module, ModulePlan, Step, passes};
-use mlc_runtime::{Model, RunOptions, Weights, init_inputs, init_weights};
+use mlc_ir::{Activation, FunctionPlan, MatMulEpilogue, Module, ModulePlan, Step};
+use mlc_runtime::{Model, Weights, init_inputs, init_weights};
+
+mod common;
+use common::{bind, interpreter_and_cpu};
 
 const SRC: &str = r#"
 import std.nn.{Linear}
@@ -36,11 +39,8 @@ model Test {
 "#;
 
 fn module() -> Module {
-    let mut m = compile_source("test.dsl", SRC, &LowerOptions::default())
+    compile_source_optimized("test.dsl", SRC, &LowerOptions::default())
         .unwrap_or_else(|e| panic!("the test program does not compile:\n{e}"))
-        .module;
-    passes::run_pipeline(&mut m, None, |_, _| {}).expect("pipeline");
-    m
 }
 
 /// The epilogues of an entry's products, and how many kernels it runs.
@@ -105,19 +105,10 @@ fn epilogues_give_the_interpreters_results() {
         session.set_threads(threads);
         // 1 x 3 rows takes the skinny path; 4 x 33 the blocked one with packed weights.
         for (b, t, seed) in [(1, 3, 1), (4, 33, 2), (2, 0, 3)] {
-            let bind: Bindings = [("B", b), ("T", t)]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
+            let bind = bind(&[("B", b), ("T", t)]);
             for f in &m.functions {
                 let inputs = init_inputs(f, &bind, seed).expect("inputs");
-                let want = mlc_runtime::run(&m, &f.name, &weights, &inputs, &RunOptions::default())
-                    .unwrap_or_else(|e| panic!("{}: interpreter: {e}", f.name));
-                let got = session
-                    .run(&f.name, &inputs)
-                    .unwrap_or_else(|e| panic!("{}: cpu: {e}", f.name));
-                for ((name, w), (_, g)) in want.iter().zip(&got) {
-                    assert_eq!(w.shape(), g.shape(), "{}.{name}", f.name);
+                for (name, w, g) in interpreter_and_cpu(&m, &weights, &mut session, &f.name, &inputs, &f.name) {
                     for (i, (a, c)) in w.to_f64_vec().iter().zip(g.to_f64_vec()).enumerate() {
                         assert!(
                             (a - c).abs() <= 1e-5 * (1.0 + a.abs()),

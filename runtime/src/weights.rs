@@ -34,7 +34,7 @@ pub enum WeightError {
 pub struct Weights {
     tensors: HashMap<String, Arc<Tensor>>,
     unused: Vec<String>,
-    /// Weights packed as GEMM `B` operands, made on first use (see [`Weights::packed`]).
+    /// Weights packed as GEMM `B` operands, made on their second use (see [`Weights::packed`]).
     packed: PackedCache,
 }
 

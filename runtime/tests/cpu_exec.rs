@@ -368,6 +368,18 @@ fn op_steps_run_through_the_reference_implementation() {
 
 /// `a @ transpose(w)` with `a: [2, 1, M, K]` and `w: [3, N, K]` (batch broadcast both ways),
 /// and `a2 @ v` with `a2: [B, M, K]` and `v: [K, N]`.
+/// `out = a @ b` (`b` read transposed when `b_transposed`), without an epilogue.
+fn matmul_step(a: BufId, b: BufId, out: BufId, b_transposed: bool) -> Step {
+    Step::MatMul {
+        a,
+        b,
+        out,
+        b_transposed,
+        epilogue: mlc_ir::MatMulEpilogue::default(),
+        origin: Origin::default(),
+    }
+}
+
 fn matmul_model(dtype: DType, _m: usize, k: usize, n: usize) -> Model {
     let (ks, ns) = (k.to_string(), n.to_string());
     let mut g = G::new();
@@ -405,22 +417,8 @@ fn matmul_model(dtype: DType, _m: usize, k: usize, n: usize) -> Model {
     let v = p.param("v", dtype, &[&ks, &ns]);
     let y = p.temp(dtype, &["2", "3", "M", &ns]);
     let z = p.temp(dtype, &["B", "M", &ns]);
-    p.f.steps.push(Step::MatMul {
-        a,
-        b: w,
-        out: y,
-        b_transposed: true,
-        epilogue: mlc_ir::MatMulEpilogue::default(),
-        origin: Origin::default(),
-    });
-    p.f.steps.push(Step::MatMul {
-        a: a2,
-        b: v,
-        out: z,
-        b_transposed: false,
-        epilogue: mlc_ir::MatMulEpilogue::default(),
-        origin: Origin::default(),
-    });
+    p.f.steps.push(matmul_step(a, w, y, true));
+    p.f.steps.push(matmul_step(a2, v, z, false));
     p.out("y", y);
     p.out("z", z);
     let wv = Tensor::from_f32(&[3, n, k], ramp(3 * n * k, 1.0, 0.0)).cast(dtype);
@@ -1150,14 +1148,7 @@ fn linear_model(k: usize, n: usize) -> Model {
     let a = p.input("a", DType::F32, &["B", "M", &ks]);
     let w = p.param("w", DType::F32, &[&ns, &ks]);
     let y = p.temp(DType::F32, &["B", "M", &ns]);
-    p.f.steps.push(Step::MatMul {
-        a,
-        b: w,
-        out: y,
-        b_transposed: true,
-        epilogue: mlc_ir::MatMulEpilogue::default(),
-        origin: Origin::default(),
-    });
+    p.f.steps.push(matmul_step(a, w, y, true));
     p.out("y", y);
     let wv = Tensor::from_f32(&[n, k], ramp(n * k, 1.0, 0.05));
     model(module, vec![], vec![p.f], vec![("w", wv)])

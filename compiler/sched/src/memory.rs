@@ -123,19 +123,10 @@ fn single_store(k: &KernelFn) -> Option<(u32, &IExpr)> {
 
 /// True when every load of kernel buffer `buf` uses exactly `index`.
 fn loads_only_at(body: &[KStmt], buf: u32, index: &IExpr) -> bool {
-    fn vexpr(e: &VExpr, buf: u32, index: &IExpr) -> bool {
-        match e {
-            VExpr::Load { buf: b, index: i } => *b != buf || i == index,
-            VExpr::Const(_) | VExpr::Var(_) | VExpr::Index(_) => true,
-            VExpr::Unary(_, x) | VExpr::Cast(_, x) => vexpr(x, buf, index),
-            VExpr::Binary(_, a, b) => vexpr(a, buf, index) && vexpr(b, buf, index),
-            VExpr::Select(c, a, b) => vexpr(c, buf, index) && vexpr(a, buf, index) && vexpr(b, buf, index),
-        }
-    }
+    let elsewhere = |e: &VExpr| matches!(e, VExpr::Load { buf: b, index: i } if *b == buf && i != index);
     body.iter().all(|s| match s {
         KStmt::Loop { body, .. } => loads_only_at(body, buf, index),
-        KStmt::Let { value, .. } | KStmt::Assign { value, .. } | KStmt::Store { value, .. } => vexpr(value, buf, index),
-        KStmt::Acc { init, .. } => vexpr(init, buf, index),
+        s => s.expr().is_none_or(|e| !e.any(&elsewhere)),
     })
 }
 

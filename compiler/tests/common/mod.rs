@@ -1,5 +1,5 @@
-//! Helpers shared by the integration tests that run the `mlc` command or read the example
-//! models. Each test crate uses a part of them.
+//! Helpers shared by the integration tests that run the `mlc` command, read the example
+//! models or compare the CPU backend with the interpreter. Each test crate uses a part of them.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -26,4 +26,38 @@ where
         .current_dir(crate_dir())
         .output()
         .expect("mlc runs")
+}
+
+/// Runs entry `entry` of `m` on `inputs` through the interpreter and through `session`: each
+/// output's name with the interpreter's value and the CPU backend's, after checking that both
+/// backends return the same outputs with the same shapes and dtypes. `what` names the run in
+/// failure messages.
+pub fn interpreter_and_cpu(
+    m: &mlc_ir::Module,
+    weights: &mlc_runtime::Weights,
+    session: &mut mlc_runtime::Session,
+    entry: &str,
+    inputs: &[(String, mlc_runtime::Tensor)],
+    what: &str,
+) -> Vec<(String, mlc_runtime::Tensor, mlc_runtime::Tensor)> {
+    let want = mlc_runtime::run(m, entry, weights, inputs, &mlc_runtime::RunOptions::default())
+        .unwrap_or_else(|e| panic!("{what} fails in the interpreter: {e}"));
+    let got = session
+        .run(entry, inputs)
+        .unwrap_or_else(|e| panic!("{what} fails on the CPU backend: {e}"));
+    assert_eq!(want.len(), got.len(), "{what}: output count");
+    want.into_iter()
+        .zip(got)
+        .map(|((name, w), (got_name, g))| {
+            assert_eq!(name, got_name, "{what}: output names");
+            assert_eq!(w.shape(), g.shape(), "{what} output {name}");
+            assert_eq!(w.dtype(), g.dtype(), "{what} output {name}");
+            (name, w, g)
+        })
+        .collect()
+}
+
+/// Dim bindings from `(name, size)` pairs.
+pub fn bind(pairs: &[(&str, i64)]) -> mlc_ir::Bindings {
+    pairs.iter().map(|&(k, v)| (k.to_string(), v)).collect()
 }

@@ -6,7 +6,9 @@ use crate::error::RuntimeError;
 use crate::tensor::{Data, Tensor, shape_numel};
 
 use super::NodeCx;
-use super::layout::{check_axis, concat_data, for_each_index, pick, pick_data, scalar_int, split_at_axis, strides};
+use super::layout::{
+    check_axis, concat_data, for_each_index, pick, pick_data, same_dtype, scalar_int, split_at_axis, strides,
+};
 
 /// Reads the indices, checking each lies in `[0, size)` of `axis`.
 fn indices(cx: &NodeCx, idx: &Tensor, axis: usize, size: usize) -> Result<Vec<usize>, RuntimeError> {
@@ -151,13 +153,7 @@ pub fn dynamic_update_slice(
         )));
     }
     let s = clamp_start(start, n, size);
-    if update.dtype() != x.dtype() {
-        return Err(cx.err(format!(
-            "operand dtypes differ: {}, {}",
-            x.type_string(),
-            update.type_string()
-        )));
-    }
+    same_dtype(cx, &[x, update])?;
     // A copy of `x` with one contiguous run of `size * inner` elements replaced per outer index
     // (the KV cache of a decode loop: a copy, not a gather through an index map).
     let run = size * inner;

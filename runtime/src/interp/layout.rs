@@ -1,5 +1,7 @@
 //! Index arithmetic shared by the ops: strides, broadcasting and element gathers.
 
+use mlc_ir::DType;
+
 use crate::error::RuntimeError;
 use crate::tensor::{Data, Tensor, shape_numel};
 
@@ -82,11 +84,19 @@ pub fn pick_data(cx: &NodeCx, d: &Data, idx: &[usize], shape: Vec<usize>) -> Res
 
 /// The data of several tensors of one dtype, concatenated.
 pub fn concat_data(cx: &NodeCx, parts: &[&Tensor]) -> Result<Data, RuntimeError> {
+    same_dtype(cx, parts)?;
     let datas: Vec<&Data> = parts.iter().map(|t| t.data()).collect();
-    Data::concat(&datas).ok_or_else(|| {
-        let types: Vec<String> = parts.iter().map(|t| t.type_string()).collect();
-        cx.err(format!("operand dtypes differ: {}", types.join(", ")))
-    })
+    Data::concat(&datas).ok_or_else(|| cx.err("internal: operand dtypes differ"))
+}
+
+/// The dtype all of `parts` (at least one) share; an error listing their types if they differ.
+pub fn same_dtype(cx: &NodeCx, parts: &[&Tensor]) -> Result<DType, RuntimeError> {
+    let dtype = parts[0].dtype();
+    if parts.iter().all(|p| p.dtype() == dtype) {
+        return Ok(dtype);
+    }
+    let types: Vec<String> = parts.iter().map(|t| t.type_string()).collect();
+    Err(cx.err(format!("operand dtypes differ: {}", types.join(", "))))
 }
 
 /// Checks that `axis` is an axis of `t`.

@@ -7,7 +7,7 @@ use crate::error::RuntimeError;
 use crate::tensor::{Data, Tensor, shape_numel};
 
 use super::NodeCx;
-use super::layout::{check_axis, for_each_index, pick, split_at_axis, strides};
+use super::layout::{check_axis, for_each_index, pick, same_dtype, split_at_axis, strides};
 
 /// Row-major reshape; element counts must agree.
 pub fn reshape(cx: &NodeCx, shape: &[Dim], x: &Tensor) -> Result<Tensor, RuntimeError> {
@@ -96,14 +96,7 @@ pub fn concat(cx: &NodeCx, axis: usize, parts: &[std::sync::Arc<Tensor>]) -> Res
 
 /// Concatenates tensors of equal rank whose shapes agree outside `axis`.
 fn concat_along(cx: &NodeCx, axis: usize, parts: &[&Tensor]) -> Result<Tensor, RuntimeError> {
-    let dtype = parts[0].dtype();
-    if let Some(p) = parts.iter().find(|p| p.dtype() != dtype) {
-        return Err(cx.err(format!(
-            "operand dtypes differ: {}, {}",
-            parts[0].type_string(),
-            p.type_string()
-        )));
-    }
+    let dtype = same_dtype(cx, parts)?;
     let mut shape = parts[0].shape().to_vec();
     shape[axis] = parts.iter().fold(0usize, |acc, p| acc.saturating_add(p.shape()[axis]));
     cx.check_size(&shape)?;

@@ -21,10 +21,7 @@ use crate::dtype::DType;
 /// Hoists loop-invariant subexpressions out of every loop of `k` (not out of the parallel loop,
 /// whose body is `k.body`).
 pub fn hoist_invariants(k: &mut KernelFn) {
-    let mut dtypes = HashMap::new();
-    let mut next = 0;
-    collect_vars(&k.body, &mut dtypes, &mut next);
-    next = next.max(k.parallel.0 + 1);
+    let (dtypes, next) = var_table(k);
     let mut body = std::mem::take(&mut k.body);
     Hoister { k, dtypes, next }.block(&mut body);
     k.body = body;
@@ -84,11 +81,11 @@ impl Hoister<'_> {
                     hoisted.push(st);
                     continue;
                 }
-                KStmt::Let { value, .. } | KStmt::Assign { value, .. } | KStmt::Store { value, .. } => {
-                    self.expr(value, &inside, &mut hoisted)
+                st => {
+                    if let Some(e) = st.expr_mut() {
+                        self.expr(e, &inside, &mut hoisted);
+                    }
                 }
-                KStmt::Acc { init, .. } => self.expr(init, &inside, &mut hoisted),
-                KStmt::Loop { .. } => {}
             }
             kept.push(st);
         }
@@ -164,8 +161,17 @@ pub(super) fn defined_or_assigned(stmts: &[KStmt], out: &mut HashSet<u32>) {
     }
 }
 
+/// The dtype of every `let` and accumulator of `k`, and the first variable id no statement
+/// (nor the parallel index) uses: what a rewrite needs to type expressions and add `let`s.
+pub(super) fn var_table(k: &KernelFn) -> (HashMap<u32, DType>, u32) {
+    let mut dtypes = HashMap::new();
+    let mut next = k.parallel.0 + 1;
+    collect_vars(&k.body, &mut dtypes, &mut next);
+    (dtypes, next)
+}
+
 /// The dtypes of all `let`s and accumulators, and one past the largest variable id.
-pub(super) fn collect_vars(stmts: &[KStmt], dtypes: &mut HashMap<u32, DType>, next: &mut u32) {
+fn collect_vars(stmts: &[KStmt], dtypes: &mut HashMap<u32, DType>, next: &mut u32) {
     for s in stmts {
         match s {
             KStmt::Let { var, dtype, .. } | KStmt::Acc { var, dtype, .. } => {
@@ -228,7 +234,6 @@ fn rename_vars(e: &mut VExpr, map: &HashMap<u32, u32>) {
 fn rename_in_stmt(s: &mut KStmt, map: &HashMap<u32, u32>) {
     match s {
         KStmt::Loop { body, .. } => body.iter_mut().for_each(|b| rename_in_stmt(b, map)),
-        KStmt::Let { value, .. } | KStmt::Assign { value, .. } | KStmt::Store { value, .. } => rename_vars(value, map),
-        KStmt::Acc { init, .. } => rename_vars(init, map),
+        s => s.expr_mut().into_iter().for_each(|e| rename_vars(e, map)),
     }
 }

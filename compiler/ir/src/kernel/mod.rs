@@ -221,6 +221,27 @@ impl std::ops::Rem for IExpr {
     }
 }
 
+impl KStmt {
+    /// The statement's own expression: a `let`'s or assignment's value, a store's value, an
+    /// accumulator's initial value; `None` for a loop (whose body has its own).
+    pub fn expr(&self) -> Option<&VExpr> {
+        match self {
+            KStmt::Let { value, .. } | KStmt::Assign { value, .. } | KStmt::Store { value, .. } => Some(value),
+            KStmt::Acc { init, .. } => Some(init),
+            KStmt::Loop { .. } => None,
+        }
+    }
+
+    /// [`KStmt::expr`], for rewriting.
+    pub fn expr_mut(&mut self) -> Option<&mut VExpr> {
+        match self {
+            KStmt::Let { value, .. } | KStmt::Assign { value, .. } | KStmt::Store { value, .. } => Some(value),
+            KStmt::Acc { init, .. } => Some(init),
+            KStmt::Loop { .. } => None,
+        }
+    }
+}
+
 impl VExpr {
     /// The operands of this node, in order.
     pub fn operands(&self) -> Vec<&VExpr> {

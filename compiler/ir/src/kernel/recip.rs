@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::hoist::{collect_vars, defined_or_assigned, invariant};
+use super::hoist::{defined_or_assigned, invariant, var_table};
 use super::{KStmt, KernelFn, Scalar, VExpr};
 use crate::dtype::DType;
 use crate::op::{BinaryOp, UnaryOp};
@@ -23,9 +23,7 @@ use crate::op::{BinaryOp, UnaryOp};
 /// Rewrites every `f32` division by an invariant of its innermost loop in `k` (see the module
 /// docs). Divisions outside any loop (once per parallel index) stay as they are.
 pub fn reciprocal_of_invariant_divisors(k: &mut KernelFn) {
-    let mut dtypes = HashMap::new();
-    let mut next = 0;
-    collect_vars(&k.body, &mut dtypes, &mut next);
+    let (dtypes, _) = var_table(k);
     let mut body = std::mem::take(&mut k.body);
     block(k, &dtypes, &mut body);
     k.body = body;
@@ -40,14 +38,8 @@ fn block(k: &KernelFn, dtypes: &HashMap<u32, DType>, stmts: &mut [KStmt]) {
         block(k, dtypes, body);
         let mut inside = HashSet::from([*var]);
         defined_or_assigned(body, &mut inside);
-        for st in body.iter_mut() {
-            match st {
-                KStmt::Let { value, .. } | KStmt::Assign { value, .. } | KStmt::Store { value, .. } => {
-                    rewrite(k, dtypes, &inside, value)
-                }
-                KStmt::Acc { init, .. } => rewrite(k, dtypes, &inside, init),
-                KStmt::Loop { .. } => {}
-            }
+        for e in body.iter_mut().filter_map(KStmt::expr_mut) {
+            rewrite(k, dtypes, &inside, e);
         }
     }
 }

@@ -29,17 +29,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::hoist::{collect_vars, defined_or_assigned, vars_read};
+use super::hoist::{defined_or_assigned, var_table, vars_read};
 use super::{IExpr, KStmt, KernelFn, VExpr};
 use crate::dtype::DType;
 use crate::op::{BinaryOp, UnaryOp};
 
 /// Applies the rewrite of the module docs wherever it fits in `k`.
 pub fn reuse_reduction_terms(k: &mut KernelFn) {
-    let mut dtypes = HashMap::new();
-    let mut next = 0;
-    collect_vars(&k.body, &mut dtypes, &mut next);
-    next = next.max(k.parallel.0 + 1);
+    let (dtypes, next) = var_table(k);
     let mut stores = HashMap::new();
     count_stores(&k.body, &mut stores);
     let mut body = std::mem::take(&mut k.body);
@@ -83,25 +80,21 @@ impl Reuser<'_> {
                 if !assigned.is_disjoint(&reads) {
                     break;
                 }
-                let Some((buf, index)) = self.reader(&stmts[second], var, &extent, &term, dtype) else {
+                let Some(r) = self.reader(&stmts[second], var, &extent, &term, dtype) else {
                     continue;
                 };
                 let t = self.next;
                 self.next += 1;
                 self.dtypes.insert(t, dtype);
-                *self.stores.entry(buf).or_default() += 1;
-                store_term(&mut stmts[first], t, dtype, buf, index);
-                let (second_var, buf_index) = match &stmts[second] {
-                    KStmt::Loop { var, .. } => (*var, store_index(&stmts[second])),
-                    _ => unreachable!("`reader` accepted a loop"),
+                *self.stores.entry(r.buf).or_default() += 1;
+                store_term(&mut stmts[first], t, dtype, r.buf, rename_index(&r.index, r.var, var));
+                let load = VExpr::Load {
+                    buf: r.buf,
+                    index: r.index,
                 };
-                let renamed = rename_loop_var(&term, var, second_var);
-                let load = VExpr::Load { buf, index: buf_index };
                 if let KStmt::Loop { body, .. } = &mut stmts[second] {
-                    for st in body {
-                        if let KStmt::Let { value, .. } | KStmt::Store { value, .. } = st {
-                            replace(value, &renamed, &load);
-                        }
+                    for e in body.iter_mut().filter_map(KStmt::expr_mut) {
+                        replace(e, &r.term, &load);
                     }
                 }
                 break;
@@ -109,9 +102,9 @@ impl Reuser<'_> {
         }
     }
 
-    /// If loop `s` can read the term back: its buffer and the store's index rewritten in the
-    /// reduction loop's variable `var`.
-    fn reader(&self, s: &KStmt, var: u32, extent: &IExpr, term: &VExpr, dtype: DType) -> Option<(u32, IExpr)> {
+    /// If loop `s` can read the term back: what it stores and where, and the term in its loop
+    /// variable.
+    fn reader(&self, s: &KStmt, var: u32, extent: &IExpr, term: &VExpr, dtype: DType) -> Option<Reader> {
         let KStmt::Loop {
             var: v2,
             extent: e2,
@@ -137,13 +130,26 @@ impl Reuser<'_> {
         if !single || self.k.bufs.get(buf as usize).map(|b| b.dtype) != Some(dtype) {
             return None;
         }
-        let renamed = rename_loop_var(term, var, *v2);
-        let found = body.iter().any(|st| match st {
-            KStmt::Let { value, .. } | KStmt::Store { value, .. } => contains(value, &renamed),
-            _ => false,
-        });
-        found.then(|| (buf, rename_index(index, *v2, var)))
+        let term = rename_loop_var(term, var, *v2);
+        let found = body.iter().filter_map(KStmt::expr).any(|e| contains(e, &term));
+        found.then(|| Reader {
+            buf,
+            index: index.clone(),
+            var: *v2,
+            term,
+        })
     }
+}
+
+/// A loop that can read a reduction's term back from the buffer it stores.
+struct Reader {
+    /// The buffer and index of its only store.
+    buf: u32,
+    index: IExpr,
+    /// Its loop variable.
+    var: u32,
+    /// The term, in its loop variable.
+    term: VExpr,
 }
 
 /// A loop whose body is one reduction `acc = acc op term` with a transcendental `term` that
@@ -200,19 +206,6 @@ fn store_term(s: &mut KStmt, t: u32, dtype: DType, buf: u32, index: IExpr) {
         var: acc,
         value: VExpr::Binary(op, Box::new(a), Box::new(b)),
     });
-}
-
-/// The index of the only store of loop `s` (checked by `Reuser::reader`).
-fn store_index(s: &KStmt) -> IExpr {
-    let KStmt::Loop { body, .. } = s else {
-        return IExpr::Const(0);
-    };
-    body.iter()
-        .find_map(|st| match st {
-            KStmt::Store { index, .. } => Some(index.clone()),
-            _ => None,
-        })
-        .unwrap_or(IExpr::Const(0))
 }
 
 fn count_stores(stmts: &[KStmt], out: &mut HashMap<u32, usize>) {

@@ -105,25 +105,13 @@ impl Gen<'_, '_> {
         for s in body {
             match s {
                 KStmt::Let { var: v, dtype, value } => {
-                    let Some(c) = self.classify(var, &locals, value) else {
+                    let Some(c) = self.let_class(var, &locals, *dtype, value) else {
                         return false;
                     };
-                    let ok = match c {
-                        Class::Uniform(d) => d == *dtype,
-                        Class::F32x4 => *dtype == DType::F32,
-                        Class::Mask => *dtype == DType::Bool,
-                    };
-                    if !ok {
-                        return false;
-                    }
                     locals.insert(*v, c);
                 }
                 KStmt::Store { buf, index, value } => {
-                    let f32_buf = self.k.bufs.get(*buf as usize).is_some_and(|b| b.dtype == DType::F32);
-                    if !f32_buf || stride(index, var) != Some(1) {
-                        return false;
-                    }
-                    if !self.classify(var, &locals, value).is_some_and(is_f32) {
+                    if !self.store_vectorizes(var, &locals, *buf, index, value) {
                         return false;
                     }
                 }
@@ -131,6 +119,24 @@ impl Gen<'_, '_> {
             }
         }
         true
+    }
+
+    /// What a `let` of `dtype` computing `value` is in loop `var`, if the vector code can hold it.
+    fn let_class(&self, var: u32, locals: &HashMap<u32, Class>, dtype: DType, value: &VExpr) -> Option<Class> {
+        let c = self.classify(var, locals, value)?;
+        let ok = match c {
+            Class::Uniform(d) => d == dtype,
+            Class::F32x4 => dtype == DType::F32,
+            Class::Mask => dtype == DType::Bool,
+        };
+        ok.then_some(c)
+    }
+
+    /// Whether a store can write four lanes at a time: `f32` lanes into an `f32` buffer at an
+    /// index that moves by 1 per iteration.
+    fn store_vectorizes(&self, var: u32, locals: &HashMap<u32, Class>, buf: u32, index: &IExpr, value: &VExpr) -> bool {
+        let f32_buf = self.k.bufs.get(buf as usize).is_some_and(|b| b.dtype == DType::F32);
+        f32_buf && stride(index, var) == Some(1) && self.classify(var, locals, value).is_some_and(is_f32)
     }
 
     /// The dtype of a uniform expression (errors surface later, in the scalar codegen).
@@ -519,9 +525,9 @@ fn reduction_operand(acc: u32, value: &VExpr) -> Option<(BinaryOp, &VExpr)> {
 
 impl Gen<'_, '_> {
     /// If loop `var` is a reduction that can run four lanes at a time: its body is only `let`s
-    /// and stores (vectorizable, as in [`Self::can_vectorize`]) and assignments `acc = acc op e` to `f32`
-    /// accumulators declared outside the loop, each assigned once, `op` in add/mul/max/min, no
-    /// accumulator read anywhere else in the body. Returns the accumulators and their ops.
+    /// and stores (vectorizable, as in [`Self::can_vectorize`]) and assignments `acc = acc op e`
+    /// to `f32` accumulators declared outside the loop, each assigned once, `op` in
+    /// add/mul/max/min, no accumulator read anywhere else in the body. Returns the accumulators and their ops.
     pub(super) fn reduction_accs(&self, var: u32, body: &[KStmt]) -> Option<Vec<(u32, BinaryOp)>> {
         if !self.feat.reductions {
             return None;
@@ -547,15 +553,7 @@ impl Gen<'_, '_> {
                     if ids.contains(v) || mentions(value, &ids) {
                         return None;
                     }
-                    let ok = match self.classify(var, &locals, value)? {
-                        Class::Uniform(d) => d == *dtype,
-                        Class::F32x4 => *dtype == DType::F32,
-                        Class::Mask => *dtype == DType::Bool,
-                    };
-                    if !ok {
-                        return None;
-                    }
-                    let c = self.classify(var, &locals, value)?;
+                    let c = self.let_class(var, &locals, *dtype, value)?;
                     locals.insert(*v, c);
                 }
                 KStmt::Assign { var: a, value } => {
@@ -565,13 +563,8 @@ impl Gen<'_, '_> {
                     }
                 }
                 KStmt::Store { buf, index, value } => {
-                    // A stored term (see `mlc_ir::kernel::reuse_reduction_terms`), as in a
-                    // vectorized loop.
-                    let f32_buf = self.k.bufs.get(*buf as usize).is_some_and(|b| b.dtype == DType::F32);
-                    if !f32_buf || stride(index, var) != Some(1) || mentions(value, &ids) {
-                        return None;
-                    }
-                    if !self.classify(var, &locals, value).is_some_and(is_f32) {
+                    // A stored term (see `mlc_ir::kernel::reuse_reduction_terms`).
+                    if mentions(value, &ids) || !self.store_vectorizes(var, &locals, *buf, index, value) {
                         return None;
                     }
                 }
