@@ -7,6 +7,8 @@
 //!   (batch-1) shapes.
 //! - [`attention`]: blocked online-softmax attention (AVX2+FMA or portable) with every mask of
 //!   `std.attention`, grouped-query heads and strided views; the score matrix is never built.
+//! - [`softmax`]: softmax over the rows of a matrix (AVX-512, AVX2+FMA or portable), and the
+//!   row primitives the attention kernel's online softmax shares.
 //! - [`memory`]: huge-page backing for large buffers.
 //! - [`threadpool`]: the persistent thread pool the kernels split their work over; the number of
 //!   threads is a run-time setting.
@@ -15,7 +17,10 @@ pub mod attention;
 pub mod gemm;
 pub mod memory;
 pub mod philox;
+pub mod softmax;
 pub mod threadpool;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 pub use gemm::{
     Activation, BatchMatMut, BatchMatRef, Epilogue, GemmOpts, KernelVariant, MatMut, MatRef, PackedB, Residual, gemm,

@@ -1,6 +1,6 @@
 //! AVX2+FMA inner kernels: 4x16 register tiles (8 accumulators) for the scores and for the
-//! probabilities @ values, and a vectorised `exp` (Cephes' polynomial, about 2 ulp) for the
-//! online softmax.
+//! probabilities @ values; the online softmax's row maximum, `exp` and scaling are
+//! [`crate::softmax`]'s AVX2 ones.
 //!
 //! The `*_avx2` functions have `#[target_feature(enable = "avx2,fma")]`; they are reached only
 //! through [`ISA`], which [`AttentionVariant::isa`](super::AttentionVariant::isa) hands out after
@@ -14,9 +14,7 @@ use super::{BK, Isa, MR, NC};
 pub(crate) static ISA: Isa = Isa {
     scores,
     pv,
-    row_max,
-    exp_sum,
-    scale,
+    rows: &crate::softmax::avx2::OPS,
     transpose_keys,
 };
 
@@ -114,114 +112,6 @@ unsafe fn pv_avx2(p: *const f32, nk: usize, v: *const f32, dvp: usize, o: *mut f
             }
         }
         c += NC;
-    }
-}
-
-fn row_max(x: &[f32]) -> f32 {
-    // SAFETY: AVX2 is present (see `scores`); the function only reads `x` through its slice.
-    unsafe { row_max_avx2(x) }
-}
-
-#[target_feature(enable = "avx2,fma")]
-fn row_max_avx2(x: &[f32]) -> f32 {
-    let mut chunks = x.chunks_exact(LANES);
-    let mut m = _mm256_set1_ps(f32::NEG_INFINITY);
-    for c in &mut chunks {
-        // SAFETY: `c` has LANES elements.
-        m = _mm256_max_ps(m, unsafe { _mm256_loadu_ps(c.as_ptr()) });
-    }
-    let mut lanes = [0.0f32; LANES];
-    // SAFETY: `lanes` has LANES elements.
-    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), m) };
-    lanes
-        .iter()
-        .chain(chunks.remainder())
-        .fold(f32::NEG_INFINITY, |a, &b| a.max(b))
-}
-
-fn exp_sum(x: &mut [f32], m: f32) -> f32 {
-    // SAFETY: AVX2 and FMA are present (see `scores`); the function only touches `x` through its
-    // slice.
-    unsafe { exp_sum_avx2(x, m) }
-}
-
-#[target_feature(enable = "avx2,fma")]
-fn exp_sum_avx2(x: &mut [f32], m: f32) -> f32 {
-    let mv = _mm256_set1_ps(m);
-    let mut sum = _mm256_setzero_ps();
-    let mut chunks = x.chunks_exact_mut(LANES);
-    for c in &mut chunks {
-        // SAFETY: `c` has LANES elements.
-        unsafe {
-            let e = exp256(_mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), mv));
-            _mm256_storeu_ps(c.as_mut_ptr(), e);
-            sum = _mm256_add_ps(sum, e);
-        }
-    }
-    let rest = chunks.into_remainder();
-    if !rest.is_empty() {
-        // The tail through a full vector padded with -inf (whose exp is 0).
-        let mut lanes = [f32::NEG_INFINITY; LANES];
-        lanes[..rest.len()].copy_from_slice(rest);
-        // SAFETY: `lanes` has LANES elements.
-        unsafe {
-            let e = exp256(_mm256_sub_ps(_mm256_loadu_ps(lanes.as_ptr()), mv));
-            _mm256_storeu_ps(lanes.as_mut_ptr(), e);
-            sum = _mm256_add_ps(sum, e);
-        }
-        rest.copy_from_slice(&lanes[..rest.len()]);
-    }
-    hsum(sum)
-}
-
-/// The sum of the lanes, in a fixed order.
-#[target_feature(enable = "avx2,fma")]
-fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
-    _mm_cvtss_f32(s)
-}
-
-/// `exp(x)` lane by lane (Cephes' `expf`: a degree-7 polynomial on `x - n ln 2`, times `2^n`);
-/// 0 below -87 (where `exp` leaves the normal range), so -inf gives 0.
-#[target_feature(enable = "avx2,fma")]
-fn exp256(x: __m256) -> __m256 {
-    let xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.5)), _mm256_set1_ps(88.375));
-    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
-        xc,
-        _mm256_set1_ps(std::f32::consts::LOG2_E),
-    ));
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), xc);
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
-    let mut y = _mm256_set1_ps(1.987_569_1e-4);
-    for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
-        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
-    }
-    let y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0)));
-    let pow2 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
-        _mm256_cvtps_epi32(n),
-        _mm256_set1_epi32(127),
-    )));
-    let keep = _mm256_cmp_ps::<_CMP_GE_OQ>(x, _mm256_set1_ps(-87.0));
-    _mm256_and_ps(_mm256_mul_ps(y, pow2), keep)
-}
-
-fn scale(x: &mut [f32], a: f32) {
-    // SAFETY: AVX2 is present (see `scores`); the function only touches `x` through its slice.
-    unsafe { scale_avx2(x, a) }
-}
-
-#[target_feature(enable = "avx2,fma")]
-fn scale_avx2(x: &mut [f32], a: f32) {
-    let av = _mm256_set1_ps(a);
-    let mut chunks = x.chunks_exact_mut(LANES);
-    for c in &mut chunks {
-        // SAFETY: `c` has LANES elements.
-        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), _mm256_mul_ps(_mm256_loadu_ps(c.as_ptr()), av)) };
-    }
-    for y in chunks.into_remainder() {
-        *y *= a;
     }
 }
 

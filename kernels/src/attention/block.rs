@@ -145,7 +145,7 @@ impl Problem<'_> {
                 let keys = self.visible_keys(i0 + r).saturating_sub(j0).min(nk);
                 self.apply_masks(&mut row[..keys], key_padding, b, h, i0 + r, j0);
                 let block_max = if keys > 0 {
-                    (isa.row_max)(&row[..keys])
+                    (isa.rows.max)(&row[..keys])
                 } else {
                     f32::NEG_INFINITY
                 };
@@ -155,12 +155,12 @@ impl Problem<'_> {
                     row.fill(0.0); // nothing visible yet
                     continue;
                 }
-                let sum = (isa.exp_sum)(&mut row[..keys], m_new);
+                let sum = isa.rows.exp_sum(&mut row[..keys], m_new, &[]).sum;
                 row[keys..].fill(0.0);
                 if m_new != m_old {
                     let alpha = (m_old - m_new).exp(); // 0 when m_old is -inf
                     sc.l[r] *= alpha;
-                    (isa.scale)(&mut sc.o[r * dvp..(r + 1) * dvp], alpha);
+                    (isa.rows.scale)(&mut sc.o[r * dvp..(r + 1) * dvp], alpha);
                     sc.m[r] = m_new;
                 }
                 sc.l[r] += sum;

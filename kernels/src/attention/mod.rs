@@ -57,6 +57,7 @@ mod portable;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::softmax::RowOps;
 use crate::threadpool::ThreadPool;
 
 use block::{Problem, Scratch};
@@ -291,12 +292,9 @@ pub(crate) struct Isa {
     /// `pv(p, nk, v, dvp, o)`: `o[r][c] += sum_{j < nk} p[r * BK + j] * v[j * dvp + c]` for the
     /// `MR` rows and `dvp` (a multiple of `NC`) columns.
     pv: fn(&[f32], usize, &[f32], usize, &mut [f32]),
-    /// The maximum of a non-empty slice (-inf if every element is -inf).
-    row_max: fn(&[f32]) -> f32,
-    /// `x[j] = exp(x[j] - m)` (0 for -inf), returning the sum of the new values.
-    exp_sum: fn(&mut [f32], f32) -> f32,
-    /// `x[j] *= a`.
-    scale: fn(&mut [f32], f32),
+    /// The row maximum, `exp` and scaling of the online softmax (shared with
+    /// [`crate::softmax`]).
+    rows: &'static RowOps,
     /// `transpose_keys(k, ld, nk, dh, kt)`: `kt[d * BK + j] = k[j * ld + d]` for `j < nk`,
     /// `d < dh` (a key block, rows `ld` apart, into the transposed layout the scores read).
     transpose_keys: fn(&[f32], usize, usize, usize, &mut [f32]),

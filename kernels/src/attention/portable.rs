@@ -6,9 +6,7 @@ use super::{BK, Isa, MR, NC};
 pub(crate) static ISA: Isa = Isa {
     scores,
     pv,
-    row_max,
-    exp_sum,
-    scale,
+    rows: &crate::softmax::portable::OPS,
     transpose_keys,
 };
 
@@ -52,25 +50,6 @@ fn pv(p: &[f32], nk: usize, v: &[f32], dvp: usize, o: &mut [f32]) {
         for (r, acc) in acc.iter().enumerate() {
             o[r * dvp + c..r * dvp + c + NC].copy_from_slice(acc);
         }
-    }
-}
-
-fn row_max(x: &[f32]) -> f32 {
-    x.iter().fold(f32::NEG_INFINITY, |m, &y| m.max(y))
-}
-
-fn exp_sum(x: &mut [f32], m: f32) -> f32 {
-    let mut sum = 0.0;
-    for y in x {
-        *y = (*y - m).exp();
-        sum += *y;
-    }
-    sum
-}
-
-fn scale(x: &mut [f32], a: f32) {
-    for y in x {
-        *y *= a;
     }
 }
 

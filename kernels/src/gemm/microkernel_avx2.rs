@@ -8,6 +8,8 @@
 
 use std::arch::x86_64::*;
 
+use crate::x86::hsum;
+
 use super::driver::{DArgs, DotFn, Isa, KArgs, KernelFn, RowArgs};
 use super::epilogue::{self, RawEpi};
 use super::{KernelVariant, NR};
@@ -164,14 +166,6 @@ unsafe fn kernel<const MR: usize, const NV: usize, const DA: bool>(p: &KArgs) {
             }
         }
     }
-}
-
-#[target_feature(enable = "avx2,fma")]
-fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
-    _mm_cvtss_f32(s)
 }
 
 /// `C[i, r] = alpha * dot(A row i, W row r) + beta * C[i, r]` for `i < MR`, `r < R`.

@@ -1,7 +1,9 @@
 //! `Step::Kernel`: generated kernels, compiled by the Cranelift JIT ([`super::jit`]) and run
-//! over their parallel range, split across threads when there is enough work.
+//! over their parallel range, split across threads when there is enough work. A kernel that is
+//! a whole-kernel idiom with a hand-written routine (a row softmax: [`mlc_ir::row_softmax`])
+//! runs that routine over the same ranges instead of generated code.
 
-use mlc_ir::{Access, BufId, Dim, KStmt, KernelFn};
+use mlc_ir::{Access, BufId, Dim, KStmt, KernelFn, RowSoftmax, row_softmax};
 
 use super::buffers::BufferTable;
 use super::exec::Exec;
@@ -16,21 +18,43 @@ const MIN_PARALLEL_WORK: u64 = 1 << 17;
 /// Statement executions per piece below which a kernel's range is not split further.
 const MIN_PIECE_WORK: u64 = 1 << 15;
 
+/// How one kernel of a plan runs.
+enum KernelCode {
+    /// The JIT module's kernel of this index.
+    Jit(usize),
+    /// `mlc_kernels::softmax` over the rows of the range.
+    Softmax(RowSoftmax),
+}
+
 /// The compiled kernels of a plan, callable from any thread.
 pub struct CompiledKernels {
     jit: Option<JitModule>,
+    /// By the plan's kernel index.
+    code: Vec<KernelCode>,
 }
 
 impl CompiledKernels {
-    /// Compiles every kernel of a plan (nothing to do when there are none).
+    /// Compiles every kernel of a plan that has no hand-written routine (nothing to do when
+    /// there are none).
     pub fn compile(kernels: &[KernelFn]) -> Result<CompiledKernels, RuntimeError> {
-        if kernels.is_empty() {
-            return Ok(CompiledKernels { jit: None });
+        let mut generated = Vec::new();
+        let code = kernels
+            .iter()
+            .map(|k| match row_softmax(k) {
+                Some(s) => KernelCode::Softmax(s),
+                None => {
+                    generated.push(k.clone());
+                    KernelCode::Jit(generated.len() - 1)
+                }
+            })
+            .collect();
+        if generated.is_empty() {
+            return Ok(CompiledKernels { jit: None, code });
         }
-        let jit = JitModule::compile(kernels).map_err(|e| RuntimeError::Plan {
+        let jit = JitModule::compile(&generated).map_err(|e| RuntimeError::Plan {
             message: format!("compiling the kernels: {e}"),
         })?;
-        Ok(CompiledKernels { jit: Some(jit) })
+        Ok(CompiledKernels { jit: Some(jit), code })
     }
 
     /// Runs kernel `i` for parallel indices `lo..hi`.
@@ -41,9 +65,33 @@ impl CompiledKernels {
     /// written by anything else meanwhile, except by other chunks of the same call writing
     /// other elements.
     unsafe fn call(&self, i: u32, bufs: &[*mut u8], dims: &[i64], lo: i64, hi: i64) {
-        if let Some(jit) = &self.jit {
+        match (self.code.get(i as usize), &self.jit) {
             // SAFETY: the caller's contract is the JIT's.
-            unsafe { jit.call(i as usize, bufs, dims, lo, hi) }
+            (Some(KernelCode::Jit(j)), Some(jit)) => unsafe { jit.call(*j, bufs, dims, lo, hi) },
+            (Some(KernelCode::Softmax(s)), _) => {
+                let n = s.row_len.eval(&|_| 0, &|d| dims.get(d as usize).copied().unwrap_or(0));
+                let (Ok(n), Ok(lo), Ok(hi)) = (usize::try_from(n), usize::try_from(lo), usize::try_from(hi)) else {
+                    return;
+                };
+                let len = hi.saturating_sub(lo) * n;
+                let x = bufs[s.input as usize].cast::<f32>().wrapping_add(lo * n);
+                let out = bufs[s.output as usize].cast::<f32>().wrapping_add(lo * n);
+                // SAFETY: the kernel reads and writes elements `lo*n .. hi*n` of its two f32
+                // buffers (its rows `lo..hi`), which the caller's contract makes valid and this
+                // call's alone to write; the routine allows the output to be the input exactly.
+                unsafe {
+                    if std::ptr::eq(x, out) {
+                        mlc_kernels::softmax::softmax_rows_in_place(std::slice::from_raw_parts_mut(out, len), n);
+                    } else {
+                        mlc_kernels::softmax::softmax_rows(
+                            std::slice::from_raw_parts(x, len),
+                            std::slice::from_raw_parts_mut(out, len),
+                            n,
+                        );
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -12,11 +12,13 @@
 //! row-major arrays of their dtype; every index below is an element offset.
 
 mod hoist;
+mod idiom;
 mod print;
 mod recip;
 mod reuse;
 
 pub use hoist::hoist_invariants;
+pub use idiom::{RowSoftmax, row_softmax};
 pub use print::print_kernel;
 pub use recip::reciprocal_of_invariant_divisors;
 pub use reuse::reuse_reduction_terms;
