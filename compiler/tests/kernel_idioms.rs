@@ -1,20 +1,30 @@
-//! Whole-kernel idioms: the kernel the scheduler generates for a softmax over the last axis of
-//! a buffer is recognised as a row softmax (which the CPU backend runs through
-//! `mlc_kernels::softmax`), near misses are not, and the CPU backend gives the interpreter's
-//! results on rows of every kind (`-inf`, `+inf`, NaN, odd lengths) at 1 and 2 threads.
+//! Whole-kernel idioms: the kernels the scheduler generates for a softmax and a layer norm over
+//! the last axis of a buffer are recognised as a row softmax and a row layer norm (which the
+//! CPU backend runs through `mlc_kernels::softmax` and `mlc_kernels::norm`), near misses are
+//! not, and the CPU backend gives the interpreter's results on rows of every kind (`-inf`,
+//! `+inf`, NaN, odd lengths) at 1 and 2 threads.
 
 use mlc_compiler::driver::compile_source_optimized;
 use mlc_compiler::lower::LowerOptions;
-use mlc_ir::{IExpr, Module, ModulePlan, RowSoftmax, Step, row_softmax};
-use mlc_runtime::{Model, Tensor, Weights};
+use mlc_ir::{IExpr, Module, ModulePlan, RowSoftmax, Step, row_layer_norm, row_softmax};
+use mlc_runtime::{Model, Tensor, Weights, init_weights};
 
 mod common;
 use common::interpreter_and_cpu;
 
 const SRC: &str = r#"
 import std.math.{softmax, log_softmax}
+import std.nn.{LayerNorm, layer_norm, rms_norm}
 
 model Idioms {
+  norm = LayerNorm(37)
+  wide = LayerNorm(1024, eps = 1e-3)
+  entry norms(x: f32[N, 37], y: f32[N, 1024]) {
+    return a = norm(x), b = wide(y)
+  }
+  entry near_norms(x: f32[N, 37], y: f32[N, 37]) {
+    return a = norm(x + y), b = layer_norm(x, norm.weight, None), c = rms_norm(x, norm.weight)
+  }
   entry rows(x: f32[N, D]) -> f32[N, D] {
     return softmax(x, axis = -1)
   }
@@ -75,6 +85,74 @@ fn softmax_over_the_last_axis_is_recognised_and_near_misses_are_not() {
     }
 }
 
+/// The kernels an entry runs that are recognised as row layer norms: (row length, eps).
+fn layer_norms(plan: &ModulePlan, entry: &str) -> Vec<(i64, f32)> {
+    let f = plan.function(entry).expect("entry");
+    f.steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Kernel { kernel, .. } => row_layer_norm(&plan.kernels[*kernel as usize]).map(|l| (l.row_len, l.eps)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn layer_norm_over_the_last_axis_is_recognised_and_near_misses_are_not() {
+    let plan = mlc_sched::plan_module(&module()).expect("plans");
+    let text = mlc_ir::print_plan(&plan);
+    let mut found = layer_norms(&plan, "norms");
+    found.sort_by_key(|f| f.0);
+    assert_eq!(found, [(37, 1e-5), (1024, 1e-3)], "{text}");
+    // A prologue (`x + y`), no bias, and RMS normalisation keep their generated code.
+    assert!(layer_norms(&plan, "near_norms").is_empty(), "{text}");
+    for entry in ["rows", "fixed", "scaled", "columns", "logs"] {
+        assert!(layer_norms(&plan, entry).is_empty(), "{entry}:\n{text}");
+    }
+}
+
+#[test]
+fn recognised_layer_norm_gives_the_interpreters_results() {
+    let m = module();
+    let weights = Weights::from_tensors(&m, init_weights(&m, 11)).expect("weights");
+    let mut model = Model::from_module(m.clone()).expect("model");
+    model.set_weights(weights.clone());
+    for threads in [1, 2] {
+        let mut session = model.session().expect("session");
+        session.set_threads(threads);
+        for n in [0, 1, 3, 200] {
+            let x = awkward_rows(n, 37)
+                .iter()
+                .map(|v| if v.is_finite() { *v } else { 0.5 })
+                .collect();
+            // Odd rows vary by about 0.01, so that eps (1e-3) dominates their variance.
+            let y = (0..n * 1024)
+                .map(|i| {
+                    let v = ((i * 31) % 97) as f32;
+                    if (i / 1024) % 2 == 0 {
+                        v * 0.25 - 7.0
+                    } else {
+                        1.0 + v * 1e-4
+                    }
+                })
+                .collect();
+            let inputs = vec![
+                ("x".to_string(), Tensor::from_f32(&[n, 37], x)),
+                ("y".to_string(), Tensor::from_f32(&[n, 1024], y)),
+            ];
+            let what = format!("norms, {n} rows at {threads} threads");
+            for (name, w, g) in interpreter_and_cpu(&m, &weights, &mut session, "norms", &inputs, &what) {
+                for (i, (a, c)) in w.to_f64_vec().iter().zip(g.to_f64_vec()).enumerate() {
+                    assert!(
+                        (a - c).abs() <= 1e-5 * (1.0 + a.abs()),
+                        "{what}: {name}[{i}]: interpreter {a}, cpu {c}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Rows that exercise every branch of the semantics, `n` rows of `d`.
 fn awkward_rows(n: usize, d: usize) -> Vec<f32> {
     let mut x: Vec<f32> = (0..n * d).map(|i| ((i * 7919) % 1000) as f32 / 50.0 - 10.0).collect();
@@ -90,7 +168,7 @@ fn awkward_rows(n: usize, d: usize) -> Vec<f32> {
 #[test]
 fn recognised_softmax_gives_the_interpreters_results() {
     let m = module();
-    let weights = Weights::from_tensors(&m, Vec::new()).expect("no weights");
+    let weights = Weights::from_tensors(&m, init_weights(&m, 3)).expect("weights");
     let mut model = Model::from_module(m.clone()).expect("model");
     model.set_weights(weights.clone());
     for threads in [1, 2] {

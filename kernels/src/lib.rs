@@ -9,6 +9,7 @@
 //!   `std.attention`, grouped-query heads and strided views; the score matrix is never built.
 //! - [`softmax`]: softmax over the rows of a matrix (AVX-512, AVX2+FMA or portable), and the
 //!   row primitives the attention kernel's online softmax shares.
+//! - [`norm`](mod@norm): layer normalisation over the rows of a matrix (AVX2+FMA or portable).
 //! - [`memory`]: huge-page backing for large buffers.
 //! - [`threadpool`]: the persistent thread pool the kernels split their work over; the number of
 //!   threads is a run-time setting.
@@ -16,6 +17,7 @@
 pub mod attention;
 pub mod gemm;
 pub mod memory;
+pub mod norm;
 pub mod philox;
 pub mod softmax;
 pub mod threadpool;

@@ -22,7 +22,10 @@ pub use dot::{graph_to_dot, to_dot};
 pub use dtype::DType;
 pub use graph::{Edge, Function, Graph, GraphError, Init, Module, Node, NodeId, Origin, ParamDecl, TensorType, Value};
 pub use infer::{InferError, broadcast_shapes, infer};
-pub use kernel::{Access, IExpr, KBuf, KStmt, KernelFn, RowSoftmax, Scalar, VExpr, print_kernel, row_softmax};
+pub use kernel::{
+    Access, IExpr, KBuf, KStmt, KernelFn, RowLayerNorm, RowSoftmax, Scalar, VExpr, print_kernel, row_layer_norm,
+    row_softmax,
+};
 pub use op::{ArgOp, BinaryOp, Literal, LiteralData, LoopOp, Op, ReduceOp, UnaryOp};
 pub use passes::{Pass, UnknownPass, run_pipeline, standard_pipeline};
 pub use plan::{Activation, BufId, BufKind, FunctionPlan, MatMulEpilogue, ModulePlan, PlanBuf, Step, print_plan};

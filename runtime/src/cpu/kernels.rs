@@ -1,9 +1,10 @@
 //! `Step::Kernel`: generated kernels, compiled by the Cranelift JIT ([`super::jit`]) and run
 //! over their parallel range, split across threads when there is enough work. A kernel that is
-//! a whole-kernel idiom with a hand-written routine (a row softmax: [`mlc_ir::row_softmax`])
-//! runs that routine over the same ranges instead of generated code.
+//! a whole-kernel idiom with a hand-written routine (a row softmax or layer norm:
+//! [`mlc_ir::row_softmax`], [`mlc_ir::row_layer_norm`]) runs that routine over the same ranges
+//! instead of generated code.
 
-use mlc_ir::{Access, BufId, Dim, KStmt, KernelFn, RowSoftmax, row_softmax};
+use mlc_ir::{Access, BufId, Dim, KStmt, KernelFn, RowLayerNorm, RowSoftmax, row_layer_norm, row_softmax};
 
 use super::buffers::BufferTable;
 use super::exec::Exec;
@@ -24,6 +25,8 @@ enum KernelCode {
     Jit(usize),
     /// `mlc_kernels::softmax` over the rows of the range.
     Softmax(RowSoftmax),
+    /// `mlc_kernels::norm` over the rows of the range.
+    LayerNorm(RowLayerNorm),
 }
 
 /// The compiled kernels of a plan, callable from any thread.
@@ -40,9 +43,12 @@ impl CompiledKernels {
         let mut generated = Vec::new();
         let code = kernels
             .iter()
-            .map(|k| match row_softmax(k) {
-                Some(s) => KernelCode::Softmax(s),
-                None => {
+            .map(|k| {
+                if let Some(s) = row_softmax(k) {
+                    KernelCode::Softmax(s)
+                } else if let Some(n) = row_layer_norm(k) {
+                    KernelCode::LayerNorm(n)
+                } else {
                     generated.push(k.clone());
                     KernelCode::Jit(generated.len() - 1)
                 }
@@ -70,12 +76,9 @@ impl CompiledKernels {
             (Some(KernelCode::Jit(j)), Some(jit)) => unsafe { jit.call(*j, bufs, dims, lo, hi) },
             (Some(KernelCode::Softmax(s)), _) => {
                 let n = s.row_len.eval(&|_| 0, &|d| dims.get(d as usize).copied().unwrap_or(0));
-                let (Ok(n), Ok(lo), Ok(hi)) = (usize::try_from(n), usize::try_from(lo), usize::try_from(hi)) else {
+                let Some((x, out, len, n)) = row_range(bufs, s.input, s.output, n, lo, hi) else {
                     return;
                 };
-                let len = hi.saturating_sub(lo) * n;
-                let x = bufs[s.input as usize].cast::<f32>().wrapping_add(lo * n);
-                let out = bufs[s.output as usize].cast::<f32>().wrapping_add(lo * n);
                 // SAFETY: the kernel reads and writes elements `lo*n .. hi*n` of its two f32
                 // buffers (its rows `lo..hi`), which the caller's contract makes valid and this
                 // call's alone to write; the routine allows the output to be the input exactly.
@@ -83,17 +86,53 @@ impl CompiledKernels {
                     if std::ptr::eq(x, out) {
                         mlc_kernels::softmax::softmax_rows_in_place(std::slice::from_raw_parts_mut(out, len), n);
                     } else {
-                        mlc_kernels::softmax::softmax_rows(
-                            std::slice::from_raw_parts(x, len),
-                            std::slice::from_raw_parts_mut(out, len),
-                            n,
-                        );
+                        let x = std::slice::from_raw_parts(x, len);
+                        mlc_kernels::softmax::softmax_rows(x, std::slice::from_raw_parts_mut(out, len), n);
+                    }
+                }
+            }
+            (Some(KernelCode::LayerNorm(l)), _) => {
+                let Some((x, out, len, n)) = row_range(bufs, l.input, l.output, l.row_len, lo, hi) else {
+                    return;
+                };
+                // SAFETY: as for the softmax, and the kernel reads elements `0..n` of its weight
+                // and bias buffers, which nothing writes meanwhile.
+                unsafe {
+                    let w = std::slice::from_raw_parts(bufs[l.weight as usize].cast::<f32>(), n);
+                    let b = std::slice::from_raw_parts(bufs[l.bias as usize].cast::<f32>(), n);
+                    if std::ptr::eq(x, out) {
+                        let x = std::slice::from_raw_parts_mut(out, len);
+                        mlc_kernels::norm::layer_norm_rows_in_place(x, w, b, l.eps, n);
+                    } else {
+                        let x = std::slice::from_raw_parts(x, len);
+                        let out = std::slice::from_raw_parts_mut(out, len);
+                        mlc_kernels::norm::layer_norm_rows(x, out, w, b, l.eps, n);
                     }
                 }
             }
             _ => {}
         }
     }
+}
+
+/// Rows `lo..hi` of `n` elements of the `f32` kernel buffers `input` and `output`: their
+/// addresses, the element count and `n`; `None` for a negative count.
+fn row_range(
+    bufs: &[*mut u8],
+    input: u32,
+    output: u32,
+    n: i64,
+    lo: i64,
+    hi: i64,
+) -> Option<(*const f32, *mut f32, usize, usize)> {
+    let (n, lo, hi) = (
+        usize::try_from(n).ok()?,
+        usize::try_from(lo).ok()?,
+        usize::try_from(hi).ok()?,
+    );
+    let x = bufs[input as usize].cast::<f32>().wrapping_add(lo * n);
+    let out = bufs[output as usize].cast::<f32>().wrapping_add(lo * n);
+    Some((x, out, hi.saturating_sub(lo) * n, n))
 }
 
 /// An estimate of the statements one parallel index executes (loops multiply their bodies).

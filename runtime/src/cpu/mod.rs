@@ -8,8 +8,8 @@
 //!
 //! - `Step::Kernel` evaluates the kernel's dims, passes the buffers' base addresses and calls
 //!   the compiled kernel over `0..extent` of its parallel index, split into ranges over the
-//!   session's thread pool when there is enough work (a kernel that is a row softmax runs
-//!   `mlc_kernels::softmax` over the ranges instead);
+//!   session's thread pool when there is enough work (a kernel that is a row softmax or layer
+//!   norm runs `mlc_kernels::softmax` or `mlc_kernels::norm` over the ranges instead);
 //! - `Step::MatMul` runs `mlc_kernels::gemm_batched` for `f32` (broadcast batch axes as zero
 //!   strides, a transposed `B` read in place), the reference product for other dtypes;
 //! - `Step::Attention` runs `mlc_kernels::attention` (blocked online softmax, no score matrix)

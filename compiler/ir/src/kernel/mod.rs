@@ -18,7 +18,7 @@ mod recip;
 mod reuse;
 
 pub use hoist::hoist_invariants;
-pub use idiom::{RowSoftmax, row_softmax};
+pub use idiom::{RowLayerNorm, RowSoftmax, row_layer_norm, row_softmax};
 pub use print::print_kernel;
 pub use recip::reciprocal_of_invariant_divisors;
 pub use reuse::reuse_reduction_terms;
