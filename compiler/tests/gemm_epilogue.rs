@@ -1,6 +1,7 @@
 //! A kernel that only finishes a matrix product (bias, activation, residual) becomes the
 //! product's epilogue: the plan has no kernel and no stored product for it, and the CPU backend
-//! gives the interpreter's results. Forms the epilogue cannot express keep their kernel.
+//! gives the interpreter's results. Forms the epilogue cannot express keep their kernel, but a
+//! bias and residual the kernel adds wherever it reads the product move into the product.
 
 use mlc_compiler::driver::compile_source_optimized;
 use mlc_compiler::lower::LowerOptions;
@@ -11,7 +12,7 @@ mod common;
 use common::{bind, interpreter_and_cpu};
 
 const SRC: &str = r#"
-import std.nn.{Linear}
+import std.nn.{Linear, LayerNorm}
 import std.math.{gelu, silu, relu}
 
 model Test {
@@ -22,6 +23,8 @@ model Test {
   square = Linear(16, 16)
   square2 = Linear(16, 16)
   plain = Linear(16, 24, has_bias = false)
+  square3 = Linear(16, 16)
+  norm = LayerNorm(16)
   entry mlp(x: f32[B, T, 16]) {
     return y = down(gelu(up(x)))
   }
@@ -30,6 +33,9 @@ model Test {
   }
   entry residual(x: f32[B, T, 16]) {
     return y = x + square(x), z = gelu(square2(x)) + x
+  }
+  entry moved(x: f32[B, T, 16]) {
+    return y = norm(x + square3(x))
   }
   entry kept(x: f32[B, T, 16]) {
     let h = up3(x)
@@ -87,11 +93,38 @@ fn finishing_kernels_become_epilogues() {
     assert!(text.contains("= gelu(matmul b"), "{text}");
 
     // relu (NaN semantics differ from the kernels' epilogue), a scale and two functions of one
-    // product keep their kernels; a product that is an output has nothing to fuse.
+    // product keep their kernels, but the bias each adds moves into the product; a product
+    // that is an output has nothing to fuse.
     let (e, kernels) = products(&plan, "kept");
     assert_eq!(e.len(), 4, "{text}");
-    assert!(e.iter().all(MatMulEpilogue::is_identity), "{text}");
+    assert_eq!(with_bias(&e), 3, "{text}");
+    assert!(
+        e.iter()
+            .all(|e| e.activation == Activation::None && e.residual.is_none()),
+        "{text}"
+    );
     assert_eq!(kernels, 3, "{text}");
+
+    // A layer norm of `x + (x @ w^T + b)` reads the sum in each of its three passes: bias and
+    // residual move into the product, and the kernel reads the product alone (so the CPU
+    // backend can run it as a row layer norm).
+    let (e, kernels) = products(&plan, "moved");
+    assert_eq!((with_bias(&e), with_residual(&e), kernels), (1, 1, 1), "{text}");
+    let f = plan.function("moved").expect("moved");
+    let norm = f
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Kernel { kernel, bufs, .. } => Some((&plan.kernels[*kernel as usize], bufs)),
+            _ => None,
+        })
+        .expect("the norm's kernel");
+    assert_eq!(
+        norm.0.bufs.len(),
+        4,
+        "only x, weight, bias and the output are left:\n{text}"
+    );
+    assert!(mlc_ir::row_layer_norm(norm.0).is_some(), "{text}");
 }
 
 #[test]

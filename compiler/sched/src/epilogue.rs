@@ -12,22 +12,28 @@
 //! `p` the product, `bias` an `f32[N]` buffer, `residual` a buffer of the output's shape, and
 //! the activation one of [`Activation`]'s, written as `std.math` writes it. The product must
 //! have no other reader and not be an output. Anything else keeps its kernel.
+//!
+//! A kernel that does more, but reads the product only as `p + bias[j] + residual` (a layer
+//! norm after a linear layer and a residual add reads that sum in each of its three passes;
+//! `relu(p + b)`, whose NaN semantics keep it a kernel, reads it once) gets only that part moved:
+//! bias and residual go into the product's epilogue and every such sum in the kernel becomes a
+//! load of the product ([`move_prologue`]).
 
 use std::collections::HashMap;
 
 use mlc_ir::plan::{Activation, BufId, BufKind, FunctionPlan, MatMulEpilogue, ModulePlan, Step};
-use mlc_ir::{BinaryOp, DType, IExpr, KStmt, KernelFn, Scalar, UnaryOp, VExpr};
+use mlc_ir::{BinaryOp, DType, Dim, IExpr, KStmt, KernelFn, Scalar, UnaryOp, VExpr};
 
 /// Moves every epilogue kernel of `plan` into its product, then drops the kernels no step runs
 /// any more (renumbering the rest).
 pub fn fuse_epilogues(plan: &mut ModulePlan) {
     for f in &mut plan.functions {
-        fuse_in(&plan.kernels, f);
+        fuse_in(&mut plan.kernels, f);
     }
     drop_unused_kernels(plan);
 }
 
-fn fuse_in(kernels: &[KernelFn], f: &mut FunctionPlan) {
+fn fuse_in(kernels: &mut [KernelFn], f: &mut FunctionPlan) {
     for step in &mut f.steps {
         if let Step::Loop { body, .. } = step {
             fuse_in(kernels, body);
@@ -36,7 +42,9 @@ fn fuse_in(kernels: &[KernelFn], f: &mut FunctionPlan) {
     let mut s = 0;
     while s < f.steps.len() {
         let Some((reader, epilogue, out)) = candidate(kernels, f, s) else {
-            s += 1;
+            if !move_prologue(kernels, f, s) {
+                s += 1;
+            }
             continue;
         };
         let Step::MatMul {
@@ -99,6 +107,231 @@ fn drop_unused_temps(f: &mut FunctionPlan) {
     }
 }
 
+/// If step `s` is a product whose only reader is a kernel that reads it only as
+/// `p + bias[j] + residual` (any order, each part optional but not both absent), wherever it
+/// reads it: moves bias and residual into the product's epilogue, replaces each such sum in the
+/// kernel by a load of the product, and moves the product right before the kernel (where the
+/// bias and residual are ready). Layer norms after a linear layer with a residual read
+/// `x @ wᵀ + b + h` in each of their three passes; afterwards they read one buffer. Returns
+/// whether it moved anything (the steps at `s` changed).
+fn move_prologue(kernels: &mut [KernelFn], f: &mut FunctionPlan, s: usize) -> bool {
+    let Some((reader, product)) = sole_kernel_reader(kernels, f, s) else {
+        return false;
+    };
+    let Step::Kernel { kernel, bufs, .. } = &f.steps[reader] else {
+        return false;
+    };
+    let k = &kernels[*kernel as usize];
+    let m = Matcher { f, bufs, product };
+    let Some(pk) = bufs.iter().position(|&b| b == product) else {
+        return false;
+    };
+    let Some(n) = f.bufs[product as usize].ty.shape.last().cloned() else {
+        return false;
+    };
+    let mut rewritten = k.clone();
+    let mut found: Option<Parts> = None;
+    let ok = rewrite_sums(&m, k, &n, pk as u32, &mut rewritten.body, &mut found);
+    let Some(parts) = found.filter(|p| ok && (p.bias.is_some() || p.residual.is_some())) else {
+        return false;
+    };
+    let epilogue = MatMulEpilogue {
+        bias: parts.bias.map(|kb| bufs[kb as usize]),
+        activation: Activation::None,
+        residual: parts.residual.map(|kb| bufs[kb as usize]),
+    };
+    let mut step_bufs = bufs.clone();
+    drop_unused_kernel_bufs(&mut rewritten, &mut step_bufs);
+    // The planner gives every kernel step a kernel of its own: it can be rewritten in place.
+    kernels[*kernel as usize] = rewritten;
+    if let Step::Kernel { bufs, .. } = &mut f.steps[reader] {
+        *bufs = step_bufs;
+    }
+    let Step::MatMul {
+        a,
+        b,
+        out,
+        b_transposed,
+        origin,
+        ..
+    } = f.steps.remove(s)
+    else {
+        unreachable!("`sole_kernel_reader` accepts products only");
+    };
+    // The kernel is now at `reader - 1`; the product goes right before it.
+    f.steps.insert(
+        reader - 1,
+        Step::MatMul {
+            a,
+            b,
+            out,
+            b_transposed,
+            epilogue,
+            origin,
+        },
+    );
+    true
+}
+
+/// Removes the buffers kernel `k` no longer loads or stores from its parameters and from the
+/// step's list `bufs` (in the kernel's order), renumbering the rest.
+fn drop_unused_kernel_bufs(k: &mut KernelFn, bufs: &mut Vec<BufId>) {
+    fn walk(body: &mut [KStmt], f: &mut impl FnMut(&mut u32)) {
+        for st in body {
+            match st {
+                KStmt::Loop { body, .. } => walk(body, f),
+                KStmt::Store { buf, value, .. } => {
+                    f(buf);
+                    value.visit_mut(&mut |e| {
+                        if let VExpr::Load { buf, .. } = e {
+                            f(buf)
+                        }
+                    });
+                }
+                _ => {
+                    if let Some(e) = st.expr_mut() {
+                        e.visit_mut(&mut |e| {
+                            if let VExpr::Load { buf, .. } = e {
+                                f(buf)
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let mut used = vec![false; k.bufs.len()];
+    walk(&mut k.body, &mut |b| used[*b as usize] = true);
+    let mut renumber = vec![0u32; k.bufs.len()];
+    let mut kept = 0;
+    for (i, &u) in used.iter().enumerate() {
+        renumber[i] = kept;
+        kept += u32::from(u);
+    }
+    walk(&mut k.body, &mut |b| *b = renumber[*b as usize]);
+    let mut i = 0;
+    k.bufs.retain(|_| (used[i], i += 1).0);
+    let mut i = 0;
+    bufs.retain(|_| (used[i], i += 1).0);
+}
+
+/// If step `s` is an `f32` product into a temporary with no epilogue yet, read by exactly one
+/// later step, a kernel: that step's position and the product's buffer.
+fn sole_kernel_reader(kernels: &[KernelFn], f: &FunctionPlan, s: usize) -> Option<(usize, BufId)> {
+    let Step::MatMul { out: t, epilogue, .. } = &f.steps[s] else {
+        return None;
+    };
+    let tb = &f.bufs[*t as usize];
+    if !epilogue.is_identity()
+        || tb.kind != BufKind::Temp
+        || tb.ty.dtype != DType::F32
+        || f.outputs.iter().any(|(_, b)| b == t)
+    {
+        return None;
+    }
+    let mut readers = f
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, st)| st.reads_writes(kernels).0.contains(t));
+    let (reader, step) = readers.next()?;
+    if readers.next().is_some() || reader < s || !matches!(step, Step::Kernel { .. }) {
+        return None;
+    }
+    Some((reader, *t))
+}
+
+/// Replaces, in `body` (statements of kernel `k`), every largest sum that contains a load of
+/// the product (kernel buffer `pk`) by that load, collecting the bias and residual it added.
+/// False when the product is read any other way, or two sums add different parts.
+fn rewrite_sums(m: &Matcher, k: &KernelFn, n: &Dim, pk: u32, body: &mut [KStmt], found: &mut Option<Parts>) -> bool {
+    for st in body {
+        if let KStmt::Loop { body, .. } = st {
+            if !rewrite_sums(m, k, n, pk, body, found) {
+                return false;
+            }
+            continue;
+        }
+        let Some(e) = st.expr_mut() else { continue };
+        let mut ok = true;
+        e.visit_mut(&mut |e| {
+            if !ok || !e.any(&|x| matches!(x, VExpr::Load { buf, .. } if *buf == pk)) {
+                return;
+            }
+            let is_sum = matches!(e, VExpr::Binary(BinaryOp::Add, ..));
+            let load = product_load(e, pk);
+            let Some((index, col)) = load.and_then(|(index, col)| Some((index, col?))) else {
+                // Not a sum holding the product: look inside (a bare load must be a sum's).
+                ok &= is_sum || !matches!(e, VExpr::Load { .. });
+                return;
+            };
+            let at = Elems { at: &index, col };
+            let mut parts = Parts::default();
+            if !row_major(k, &index, col, m.f.bufs[m.product as usize].ty.rank(), n)
+                || !m.sum_terms(&at, e, &mut parts, &mut false)
+            {
+                ok &= is_sum;
+                return;
+            }
+            match found {
+                Some(p) if p.bias != parts.bias || p.residual != parts.residual => ok = false,
+                _ => *found = Some(parts),
+            }
+            *e = VExpr::Load { buf: pk, index };
+        });
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// The index of the product's load in the sum `e` (its operands joined by `Add`), and the
+/// column variable if the index is `row * n + col`.
+fn product_load(e: &VExpr, pk: u32) -> Option<(IExpr, Option<u32>)> {
+    match e {
+        VExpr::Load { buf, index } if *buf == pk => {
+            let col = match index {
+                IExpr::Add(_, c) => match c.as_ref() {
+                    IExpr::Var(c) => Some(*c),
+                    _ => None,
+                },
+                _ => None,
+            };
+            Some((index.clone(), col))
+        }
+        VExpr::Binary(BinaryOp::Add, a, b) => product_load(a, pk).or_else(|| product_load(b, pk)),
+        _ => None,
+    }
+}
+
+/// True if `index` is `r * n + col` for some `r`, with `n` the product's last dim written as
+/// the kernel writes it, so that `col` is the element's column. (`rank >= 1`.)
+fn row_major(k: &KernelFn, index: &IExpr, col: u32, rank: usize, n: &Dim) -> bool {
+    let IExpr::Add(row, c) = index else { return false };
+    if **c != IExpr::Var(col) || rank == 0 {
+        return false;
+    }
+    let IExpr::Mul(_, stride) = row.as_ref() else {
+        return false;
+    };
+    let as_dim = |e: &IExpr| match e {
+        IExpr::Const(c) => Some(Dim::c(*c)),
+        IExpr::Dim(d) => k.dims.get(*d as usize).map(|name| Dim::sym(name)),
+        _ => None,
+    };
+    as_dim(stride).as_ref() == Some(n) && loop_extent(&k.body, col).and_then(|e| as_dim(&e)).as_ref() == Some(n)
+}
+
+/// The extent of the loop over `var` in `body`.
+fn loop_extent(body: &[KStmt], var: u32) -> Option<IExpr> {
+    body.iter().find_map(|s| match s {
+        KStmt::Loop { var: v, extent, .. } if *v == var => Some(extent.clone()),
+        KStmt::Loop { body, .. } => loop_extent(body, var),
+        _ => None,
+    })
+}
+
 /// If step `s` is a product whose only reader is an epilogue kernel: that step's position, the
 /// epilogue and the kernel's output buffer.
 fn candidate(kernels: &[KernelFn], f: &FunctionPlan, s: usize) -> Option<(usize, MatMulEpilogue, BufId)> {
@@ -137,7 +370,7 @@ struct Matcher<'a> {
 }
 
 /// The parts of an epilogue found in an expression: kernel buffer indices.
-#[derive(Default)]
+#[derive(Default, Clone, Copy, PartialEq)]
 struct Parts {
     bias: Option<u32>,
     residual: Option<u32>,

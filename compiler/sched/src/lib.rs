@@ -14,7 +14,8 @@
 //!   recomputing it per consumer — except pure re-indexings of a buffer, which are free).
 //! - **Matrix products** become library calls; `x @ transpose(w)` reads `w` transposed in place,
 //!   and a kernel that only adds a bias, applies an activation or adds a residual to a product
-//!   becomes the product's epilogue (`epilogue.rs`).
+//!   becomes the product's epilogue; a bias and residual a larger kernel adds wherever it reads
+//!   the product move into the product (`epilogue.rs`).
 //! - **Attention** composed as `std.attention.attention` does (scores, masks, softmax, product
 //!   with the values) becomes one attention step that never builds the score matrix
 //!   (`attention.rs`); anything that does not match exactly keeps the generic path.
