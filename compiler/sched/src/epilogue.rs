@@ -335,30 +335,11 @@ fn loop_extent(body: &[KStmt], var: u32) -> Option<IExpr> {
 /// If step `s` is a product whose only reader is an epilogue kernel: that step's position, the
 /// epilogue and the kernel's output buffer.
 fn candidate(kernels: &[KernelFn], f: &FunctionPlan, s: usize) -> Option<(usize, MatMulEpilogue, BufId)> {
-    let Step::MatMul { out: t, epilogue, .. } = &f.steps[s] else {
+    let (reader, t) = sole_kernel_reader(kernels, f, s)?;
+    let Step::Kernel { kernel, bufs, .. } = &f.steps[reader] else {
         return None;
     };
-    let tb = &f.bufs[*t as usize];
-    if !epilogue.is_identity()
-        || tb.kind != BufKind::Temp
-        || tb.ty.dtype != DType::F32
-        || f.outputs.iter().any(|(_, b)| b == t)
-    {
-        return None;
-    }
-    let mut readers = f
-        .steps
-        .iter()
-        .enumerate()
-        .filter(|(_, st)| st.reads_writes(kernels).0.contains(t));
-    let (reader, step) = readers.next()?;
-    if readers.next().is_some() || reader < s {
-        return None;
-    }
-    let Step::Kernel { kernel, bufs, .. } = step else {
-        return None;
-    };
-    let (epilogue, out) = Matcher { f, bufs, product: *t }.kernel(kernels.get(*kernel as usize)?)?;
+    let (epilogue, out) = Matcher { f, bufs, product: t }.kernel(kernels.get(*kernel as usize)?)?;
     Some((reader, epilogue, out))
 }
 
