@@ -176,43 +176,38 @@ fn move_prologue(kernels: &mut [KernelFn], f: &mut FunctionPlan, s: usize) -> bo
 /// Removes the buffers kernel `k` no longer loads or stores from its parameters and from the
 /// step's list `bufs` (in the kernel's order), renumbering the rest.
 fn drop_unused_kernel_bufs(k: &mut KernelFn, bufs: &mut Vec<BufId>) {
+    /// Calls `f` on every buffer index a statement of `body` stores to or loads from.
     fn walk(body: &mut [KStmt], f: &mut impl FnMut(&mut u32)) {
         for st in body {
             match st {
                 KStmt::Loop { body, .. } => walk(body, f),
-                KStmt::Store { buf, value, .. } => {
-                    f(buf);
-                    value.visit_mut(&mut |e| {
-                        if let VExpr::Load { buf, .. } = e {
-                            f(buf)
-                        }
-                    });
-                }
-                _ => {
-                    if let Some(e) = st.expr_mut() {
-                        e.visit_mut(&mut |e| {
-                            if let VExpr::Load { buf, .. } = e {
-                                f(buf)
-                            }
-                        });
+                KStmt::Store { buf, .. } => f(buf),
+                _ => {}
+            }
+            if let Some(e) = st.expr_mut() {
+                e.visit_mut(&mut |e| {
+                    if let VExpr::Load { buf, .. } = e {
+                        f(buf)
                     }
-                }
+                });
             }
         }
     }
     let mut used = vec![false; k.bufs.len()];
     walk(&mut k.body, &mut |b| used[*b as usize] = true);
-    let mut renumber = vec![0u32; k.bufs.len()];
-    let mut kept = 0;
-    for (i, &u) in used.iter().enumerate() {
-        renumber[i] = kept;
-        kept += u32::from(u);
-    }
+    let renumber: Vec<u32> = used
+        .iter()
+        .scan(0, |kept, &u| {
+            let at = *kept;
+            *kept += u32::from(u);
+            Some(at)
+        })
+        .collect();
     walk(&mut k.body, &mut |b| *b = renumber[*b as usize]);
-    let mut i = 0;
-    k.bufs.retain(|_| (used[i], i += 1).0);
-    let mut i = 0;
-    bufs.retain(|_| (used[i], i += 1).0);
+    let mut keep = used.iter();
+    k.bufs.retain(|_| *keep.next().unwrap_or(&false));
+    let mut keep = used.iter();
+    bufs.retain(|_| *keep.next().unwrap_or(&false));
 }
 
 /// If step `s` is an `f32` product into a temporary with no epilogue yet, read by exactly one
@@ -255,21 +250,19 @@ fn rewrite_sums(m: &Matcher, k: &KernelFn, n: &Dim, pk: u32, body: &mut [KStmt],
         let Some(e) = st.expr_mut() else { continue };
         let mut ok = true;
         e.visit_mut(&mut |e| {
-            if !ok || !e.any(&|x| matches!(x, VExpr::Load { buf, .. } if *buf == pk)) {
+            if !ok {
                 return;
             }
             let is_sum = matches!(e, VExpr::Binary(BinaryOp::Add, ..));
-            let load = product_load(e, pk);
-            let Some((index, col)) = load.and_then(|(index, col)| Some((index, col?))) else {
-                // Not a sum holding the product: look inside (a bare load must be a sum's).
-                ok &= is_sum || !matches!(e, VExpr::Load { .. });
+            let Some((index, Some(col))) = product_load(e, pk) else {
+                // No product at a column here: the search goes on inside, but a load of the
+                // product met on its own (outside any sum) is read another way.
+                ok &= !matches!(e, VExpr::Load { buf, .. } if *buf == pk);
                 return;
             };
             let at = Elems { at: &index, col };
             let mut parts = Parts::default();
-            if !row_major(k, &index, col, m.f.bufs[m.product as usize].ty.rank(), n)
-                || !m.sum_terms(&at, e, &mut parts, &mut false)
-            {
+            if !row_major(k, &index, col, n) || !m.sum_terms(&at, e, &mut parts, &mut false) {
                 ok &= is_sum;
                 return;
             }
@@ -306,10 +299,10 @@ fn product_load(e: &VExpr, pk: u32) -> Option<(IExpr, Option<u32>)> {
 }
 
 /// True if `index` is `r * n + col` for some `r`, with `n` the product's last dim written as
-/// the kernel writes it, so that `col` is the element's column. (`rank >= 1`.)
-fn row_major(k: &KernelFn, index: &IExpr, col: u32, rank: usize, n: &Dim) -> bool {
+/// the kernel writes it, so that `col` is the element's column.
+fn row_major(k: &KernelFn, index: &IExpr, col: u32, n: &Dim) -> bool {
     let IExpr::Add(row, c) = index else { return false };
-    if **c != IExpr::Var(col) || rank == 0 {
+    if **c != IExpr::Var(col) {
         return false;
     }
     let IExpr::Mul(_, stride) = row.as_ref() else {
@@ -530,19 +523,8 @@ fn activation_of(v: &VExpr) -> Option<(Activation, &VExpr)> {
 
 /// The other operand of `v = op(a, b)` where one operand satisfies `is_const`.
 fn commuted(v: &VExpr, op: BinaryOp, is_const: impl Fn(&VExpr) -> bool) -> Option<&VExpr> {
-    let VExpr::Binary(o, a, b) = v else {
-        return None;
-    };
-    if *o != op {
-        return None;
-    }
-    if is_const(b) {
-        Some(a)
-    } else if is_const(a) {
-        Some(b)
-    } else {
-        None
-    }
+    v.operand_where(op, |c| is_const(c).then_some(()))
+        .map(|(_, other)| other)
 }
 
 /// Removes the kernels no step runs and renumbers the steps' references.

@@ -261,7 +261,7 @@ impl AttentionVariant {
     pub fn is_supported(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
-            AttentionVariant::Avx2Fma => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            AttentionVariant::Avx2Fma => crate::x86::has_avx2_fma(),
             #[cfg(not(target_arch = "x86_64"))]
             AttentionVariant::Avx2Fma => false,
             AttentionVariant::Portable => true,

@@ -235,13 +235,9 @@ impl KernelVariant {
     pub fn is_supported(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
-            KernelVariant::Avx512 => {
-                is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-            }
+            KernelVariant::Avx512 => crate::x86::has_avx512(),
             #[cfg(target_arch = "x86_64")]
-            KernelVariant::Avx2Fma => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            KernelVariant::Avx2Fma => crate::x86::has_avx2_fma(),
             #[cfg(not(target_arch = "x86_64"))]
             KernelVariant::Avx512 | KernelVariant::Avx2Fma => false,
             KernelVariant::Portable => true,

@@ -62,7 +62,7 @@ struct RowStats {
 
 fn ops() -> &'static NormOps {
     #[cfg(target_arch = "x86_64")]
-    if crate::softmax::SoftmaxVariant::Avx2Fma.is_supported() {
+    if crate::x86::has_avx2_fma() {
         return &avx2::OPS;
     }
     &portable::OPS
@@ -174,7 +174,7 @@ mod tests {
         let variants: Vec<&NormOps> = {
             let mut v = vec![&portable::OPS];
             #[cfg(target_arch = "x86_64")]
-            if crate::softmax::SoftmaxVariant::Avx2Fma.is_supported() {
+            if crate::x86::has_avx2_fma() {
                 v.push(&avx2::OPS);
             }
             v

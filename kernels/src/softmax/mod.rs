@@ -63,7 +63,7 @@ pub(crate) struct RowOps {
     pub max: fn(&[f32]) -> f32,
     /// `exp_sum(x, out, n, m, next)`: `out[j] = exp(x[j] - m)` for `j < n`, returning the sum
     /// and, unless `next` is null, the maximum of `next[..n]` (read in the same loop). Reached
-    /// through [`RowOps::exp_sum`] and [`RowOps::exp_sum_into`], which check the lengths.
+    /// through [`RowOps::exp_sum`], which checks the lengths, and the softmax driver `rows`.
     ///
     /// # Safety
     /// `x`, `out` and a non-null `next` are valid for `n` elements; `out` does not overlap
@@ -85,16 +85,6 @@ impl RowOps {
         // SAFETY: both pointers cover `x`, which nothing else touches meanwhile; `next` is a
         // different slice, checked by `next_ptr`.
         unsafe { (self.exp_sum)(p, p, x.len(), m, next_ptr(next, x.len())) }
-    }
-
-    /// `out[j] = exp(x[j] - m)`, otherwise as [`RowOps::exp_sum`].
-    ///
-    /// # Panics
-    /// If `x` and `out` differ in length.
-    pub fn exp_sum_into(&self, x: &[f32], out: &mut [f32], m: f32, next: &[f32]) -> ExpSum {
-        assert_eq!(x.len(), out.len(), "exp_sum_into: input and output lengths differ");
-        // SAFETY: three slices of the same length, `out` borrowed exclusively.
-        unsafe { (self.exp_sum)(x.as_ptr(), out.as_mut_ptr(), x.len(), m, next_ptr(next, x.len())) }
     }
 }
 
@@ -143,16 +133,13 @@ impl SoftmaxVariant {
 
     /// Whether this CPU can run the variant.
     pub fn is_supported(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx2 = false;
         match self {
             #[cfg(target_arch = "x86_64")]
-            SoftmaxVariant::Avx512 => avx2 && is_x86_feature_detected!("avx512f"),
+            SoftmaxVariant::Avx512 => crate::x86::has_avx512(),
+            #[cfg(target_arch = "x86_64")]
+            SoftmaxVariant::Avx2Fma => crate::x86::has_avx2_fma(),
             #[cfg(not(target_arch = "x86_64"))]
-            SoftmaxVariant::Avx512 => false,
-            SoftmaxVariant::Avx2Fma => avx2,
+            SoftmaxVariant::Avx512 | SoftmaxVariant::Avx2Fma => false,
             SoftmaxVariant::Portable => true,
         }
     }
@@ -190,23 +177,8 @@ pub fn softmax_rows(x: &[f32], out: &mut [f32], row_len: usize) {
 /// As [`softmax_rows`], and if the CPU cannot run the variant.
 pub fn softmax_rows_with(variant: SoftmaxVariant, x: &[f32], out: &mut [f32], row_len: usize) {
     check_rows(x.len(), out.len(), row_len);
-    if row_len == 0 {
-        return;
-    }
-    let ops = variant.ops();
-    let rows = x.len() / row_len;
-    let mut m = (ops.max)(&x[..row_len.min(x.len())]);
-    for (r, out) in out.chunks_exact_mut(row_len).enumerate() {
-        let row = &x[r * row_len..(r + 1) * row_len];
-        let next = if r + 1 < rows {
-            &x[(r + 1) * row_len..(r + 2) * row_len]
-        } else {
-            &[]
-        };
-        let e = ops.exp_sum_into(row, out, safe_max(m), next);
-        (ops.scale)(out, recip_sum(e.sum));
-        m = e.next_max;
-    }
+    // SAFETY: checked lengths; `out` is borrowed exclusively, so it overlaps nothing.
+    unsafe { rows(variant.ops(), x.as_ptr(), out.as_mut_ptr(), x.len(), row_len) }
 }
 
 /// [`softmax_rows`] writing over its input.
@@ -223,19 +195,37 @@ pub fn softmax_rows_in_place(x: &mut [f32], row_len: usize) {
 /// As [`softmax_rows_in_place`], and if the CPU cannot run the variant.
 pub fn softmax_rows_in_place_with(variant: SoftmaxVariant, x: &mut [f32], row_len: usize) {
     check_rows(x.len(), x.len(), row_len);
-    if row_len == 0 {
+    let p = x.as_mut_ptr();
+    // SAFETY: checked length; the output is the input exactly, which the passes allow.
+    unsafe { rows(variant.ops(), p, p, x.len(), row_len) }
+}
+
+/// The rows of `x` through softmax into `out` with `ops`, each row's maximum taken in the loop
+/// of the row before.
+///
+/// # Safety
+/// `x` and `out` are valid for `len` elements (a multiple of `row_len`) and overlap only
+/// exactly.
+unsafe fn rows(ops: &RowOps, x: *const f32, out: *mut f32, len: usize, row_len: usize) {
+    if row_len == 0 || len == 0 {
         return;
     }
-    let ops = variant.ops();
-    let mut m = (ops.max)(&x[..row_len.min(x.len())]);
-    let mut rest = x;
-    while !rest.is_empty() {
-        let (row, tail) = rest.split_at_mut(row_len);
-        let next = tail.get(..row_len).unwrap_or(&[]);
-        let e = ops.exp_sum(row, safe_max(m), next);
-        (ops.scale)(row, recip_sum(e.sum));
+    let n = row_len;
+    let rows = len / n;
+    // SAFETY (the slices and pointers below): row `r` is `x[r*n..(r+1)*n]`, in bounds; a row
+    // is read as a slice only before any element of it is written, and `out`'s row `r` is
+    // written only after its exponentials are stored.
+    let mut m = (ops.max)(unsafe { std::slice::from_raw_parts(x, n) });
+    for r in 0..rows {
+        let next = if r + 1 < rows {
+            unsafe { x.add((r + 1) * n) }
+        } else {
+            std::ptr::null()
+        };
+        let out_row = unsafe { out.add(r * n) };
+        let e = unsafe { (ops.exp_sum)(x.add(r * n), out_row, n, safe_max(m), next) };
+        (ops.scale)(unsafe { std::slice::from_raw_parts_mut(out_row, n) }, recip_sum(e.sum));
         m = e.next_max;
-        rest = tail;
     }
 }
 

@@ -91,7 +91,7 @@ pub fn row_softmax(k: &KernelFn) -> Option<RowSoftmax> {
     let [KStmt::Store { buf, index, value }] = scale_body else {
         return None;
     };
-    let (stored, factor) = commuted_where(value, BinaryOp::Mul, |a| *a == load(output, *i3))?;
+    let (stored, factor) = value.operand_where(BinaryOp::Mul, |a| (*a == load(output, *i3)).then_some(a))?;
     let recip_sum = |e: &VExpr| {
         matches!(e, VExpr::Unary(UnaryOp::Recip, d) if matches!(d.as_ref(), VExpr::Select(c, a, b)
             if **a == VExpr::Var(*s) && is_f32c(b, 1.0)
@@ -211,9 +211,9 @@ pub fn row_layer_norm(k: &KernelFn) -> Option<RowLayerNorm> {
         VExpr::Load { buf, index } if *index == IExpr::Var(*i3) && read(*buf) && buf != input => Some(*buf),
         _ => None,
     };
-    let (scaled, bias) = split_commuted(value, BinaryOp::Add, column)?;
-    let (normed, weight) = split_commuted(scaled, BinaryOp::Mul, column)?;
-    let (r, _) = split_commuted(normed, BinaryOp::Mul, |e| centred(e, *i3).filter(|m| *m == mean))?;
+    let (bias, scaled) = value.operand_where(BinaryOp::Add, column)?;
+    let (weight, normed) = scaled.operand_where(BinaryOp::Mul, column)?;
+    let (_, r) = normed.operand_where(BinaryOp::Mul, |e| centred(e, *i3).filter(|m| *m == mean))?;
     let VExpr::Var(r) = r else { return None };
     let (at, rstd) = rk.defs.get(r)?;
     if !(at2 < at && at < at3) {
@@ -233,41 +233,9 @@ pub fn row_layer_norm(k: &KernelFn) -> Option<RowLayerNorm> {
     })
 }
 
-/// The operands of `v = op(a, b)` where `pick` accepts one of them: (the other, what `pick`
-/// returned), trying `b` first.
-fn split_commuted<T>(v: &VExpr, op: BinaryOp, pick: impl Fn(&VExpr) -> Option<T>) -> Option<(&VExpr, T)> {
-    let VExpr::Binary(o, a, b) = v else {
-        return None;
-    };
-    if *o != op {
-        return None;
-    }
-    if let Some(t) = pick(b) {
-        Some((a, t))
-    } else {
-        pick(a).map(|t| (b.as_ref(), t))
-    }
-}
-
-/// The operands of `v = op(a, b)` as (a variable, the other), trying both orders.
+/// The operands of `v = op(a, b)` as (a variable, the other), `a` tried first.
 fn commuted(v: &VExpr, op: BinaryOp) -> Option<(&VExpr, &VExpr)> {
-    commuted_where(v, op, |a| matches!(a, VExpr::Var(_)))
-}
-
-/// The operands of `v = op(a, b)` as (the one satisfying `first`, the other).
-fn commuted_where(v: &VExpr, op: BinaryOp, first: impl Fn(&VExpr) -> bool) -> Option<(&VExpr, &VExpr)> {
-    let VExpr::Binary(o, a, b) = v else {
-        return None;
-    };
-    if *o != op {
-        None
-    } else if first(a) {
-        Some((a, b))
-    } else if first(b) {
-        Some((b, a))
-    } else {
-        None
-    }
+    v.operand_where(op, |a| matches!(a, VExpr::Var(_)).then_some(a))
 }
 
 /// A kernel whose body is `let`/`acc` definitions of `f32` scalars and loops that all run over

@@ -265,6 +265,25 @@ impl VExpr {
         }
     }
 
+    /// For `op(a, b)` (a commutative `op`): what `pick` finds in an operand, `a` tried first,
+    /// and the other operand.
+    pub fn operand_where<'a, T>(
+        &'a self,
+        op: BinaryOp,
+        pick: impl Fn(&'a VExpr) -> Option<T>,
+    ) -> Option<(T, &'a VExpr)> {
+        let VExpr::Binary(o, a, b) = self else {
+            return None;
+        };
+        if *o != op {
+            return None;
+        }
+        match pick(a) {
+            Some(t) => Some((t, b)),
+            None => pick(b).map(|t| (t, a.as_ref())),
+        }
+    }
+
     /// True when `pred` holds for this expression or any subexpression.
     pub fn any(&self, pred: &impl Fn(&VExpr) -> bool) -> bool {
         pred(self) || self.operands().into_iter().any(|x| x.any(pred))
