@@ -1812,17 +1812,64 @@ fn many_kernels_compile_in_parallel_shares_in_order() {
         let want: Vec<f32> = (1..=5).map(|x| x as f32 + i as f32).collect();
         assert_eq!(bufs[1].f32(), want.as_slice(), "kernel {i}");
     }
-    // An integer store into an f32 buffer is refused, in the last share.
+    // An integer store into an f32 buffer is refused. With two refused kernels, the error
+    // names the first, whichever thread compiled it.
+    let bad_kernel = |name: &str, value: i64| {
+        elementwise(name, vec![rd("x", DType::F32), wr("y", DType::F32)], false, |_| {
+            VExpr::Const(Scalar::I64(value))
+        })
+    };
     let mut bad = kernels;
-    bad.push(elementwise(
-        "bad",
-        vec![rd("x", DType::F32), wr("y", DType::F32)],
-        false,
-        |_| VExpr::Const(Scalar::I64(1)),
-    ));
-    let err = JitModule::compile(&bad)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(err.contains("kernel `bad`"), "{err}");
+    bad.insert(5, bad_kernel("bad", 1));
+    bad.push(bad_kernel("worse", 2));
+    for _ in 0..10 {
+        let err = JitModule::compile(&bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("kernel `bad`"), "{err}");
+    }
+}
+
+/// Kernels that differ only in their names and their buffers' and dims' names share one
+/// compiled function, and each still computes into the buffers it is given. Constants that
+/// compare equal as floats but differ in bits (`0.0` and `-0.0`) keep their own functions.
+#[test]
+fn identical_kernels_share_one_function() {
+    let add_const = |name: &str, buf: &str, x: f32| {
+        elementwise(name, vec![rd(buf, DType::F32), wr("y", DType::F32)], true, move |ix| {
+            bin(BinaryOp::Mul, ld(0, ix), f(x))
+        })
+    };
+    let kernels = vec![
+        add_const("a", "x", 0.0),
+        add_const("b", "x2", 0.0),
+        add_const("c", "x", -0.0),
+        add_const("d", "x", 2.0),
+        add_const("e", "x3", 2.0),
+        add_const("f", "x", f32::NAN),
+        add_const("g", "x", f32::NAN),
+    ];
+    let jit = JitModule::compile(&kernels).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(jit.len(), 7);
+    assert_eq!(jit.functions(), 4);
+    for (i, (name, x)) in [
+        ("a", 0.0),
+        ("b", 0.0),
+        ("c", -0.0),
+        ("d", 2.0),
+        ("e", 2.0),
+        ("f", f32::NAN),
+        ("g", f32::NAN),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(jit.name(i), name);
+        let xs = [1.5f32, -3.0, 0.25];
+        let mut bufs = [Buf::F32(xs.to_vec()), Buf::F32(vec![7.0; 3])];
+        call(&jit, i, &mut bufs, &[3], 0, 1);
+        let want: Vec<f32> = xs.iter().map(|v| v * x).collect();
+        assert_f32s(name, bufs[1].f32(), &want, same);
+    }
 }

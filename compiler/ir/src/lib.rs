@@ -23,8 +23,8 @@ pub use dtype::DType;
 pub use graph::{Edge, Function, Graph, GraphError, Init, Module, Node, NodeId, Origin, ParamDecl, TensorType, Value};
 pub use infer::{InferError, broadcast_shapes, infer};
 pub use kernel::{
-    Access, IExpr, KBuf, KStmt, KernelFn, RowLayerNorm, RowSoftmax, Scalar, VExpr, print_kernel, row_layer_norm,
-    row_softmax,
+    Access, CodeKey, IExpr, KBuf, KStmt, KernelFn, RowLayerNorm, RowSoftmax, Scalar, VExpr, print_kernel,
+    row_layer_norm, row_softmax,
 };
 pub use op::{ArgOp, BinaryOp, Literal, LiteralData, LoopOp, Op, ReduceOp, UnaryOp};
 pub use passes::{Pass, UnknownPass, run_pipeline, standard_pipeline};

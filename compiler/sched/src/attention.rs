@@ -19,6 +19,7 @@
 //! repeated by `repeat_kv` (grouped-query heads) are passed un-repeated. Anything else keeps the
 //! generic path.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use mlc_ir::{BinaryOp, DType, Dim, Graph, LiteralData, NodeId, Op, ReduceOp, UnaryOp, Value};
@@ -54,8 +55,10 @@ impl AttnMatch {
     }
 }
 
-/// Finds every attention in `g`, adding the nodes that combine several boolean masks into one.
-pub fn find_attention(g: &mut Graph) -> HashMap<NodeId, AttnMatch> {
+/// Finds every attention in `g`, adding the nodes that combine several boolean masks into one
+/// and the keys' permute. `g` is copied only if such nodes are needed: a copy of a large
+/// graph costs more than the rest of planning it.
+pub fn find_attention(g: &mut Cow<'_, Graph>) -> HashMap<NodeId, AttnMatch> {
     let Ok(order) = g.topo_order() else {
         return HashMap::new();
     };
@@ -70,7 +73,7 @@ pub fn find_attention(g: &mut Graph) -> HashMap<NodeId, AttnMatch> {
     'found: for (root, mut m, masks, k_permute) in found {
         let origin = g.node(root).origin.clone();
         if let Some((x, perm)) = k_permute {
-            let Ok(id) = g.add(Op::Permute(perm), &[x], origin.clone()) else {
+            let Ok(id) = g.to_mut().add(Op::Permute(perm), &[x], origin.clone()) else {
                 continue;
             };
             m.k = Value::of(id);
@@ -80,7 +83,7 @@ pub fn find_attention(g: &mut Graph) -> HashMap<NodeId, AttnMatch> {
             m.bool_mask = Some(match m.bool_mask {
                 None => c,
                 Some(prev) => {
-                    let Ok(id) = g.add(Op::Binary(BinaryOp::And), &[prev, c], origin.clone()) else {
+                    let Ok(id) = g.to_mut().add(Op::Binary(BinaryOp::And), &[prev, c], origin.clone()) else {
                         continue 'found;
                     };
                     m.added.push(id);

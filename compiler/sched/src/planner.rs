@@ -1,6 +1,7 @@
 //! From a Graph IR function to a plan: buffers for the values that need one, and one step per
 //! buffered value in topological order.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use mlc_ir::plan::{BufId, BufKind, FunctionPlan, ModulePlan, PlanBuf, Step};
@@ -37,10 +38,11 @@ impl Planner {
             function: name.to_string(),
             message,
         };
-        // Attention recognition may add nodes (combined masks): plan a copy of the graph.
-        let mut owned = g.clone();
-        let attn = find_attention(&mut owned);
-        let g = &owned;
+        // Attention recognition may add nodes (combined masks): then a copy of the graph is
+        // planned.
+        let mut graph = Cow::Borrowed(g);
+        let attn = find_attention(&mut graph);
+        let g = &*graph;
         let order = g
             .topo_order()
             .map_err(|n| err(format!("cycle through node {}", n.index())))?;

@@ -42,8 +42,10 @@ pub enum IExpr {
     Rem(Box<IExpr>, Box<IExpr>),
 }
 
-/// A scalar constant.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A scalar constant. Two constants are equal when they have the same dtype and the same bits,
+/// so `0.0` and `-0.0` differ and a NaN equals itself: kernels that compare equal compute the
+/// same values, which is what deduplication and common-subexpression reuse rely on.
+#[derive(Clone, Copy, Debug)]
 pub enum Scalar {
     F32(f32),
     I32(i32),
@@ -52,6 +54,17 @@ pub enum Scalar {
 }
 
 impl Scalar {
+    /// The dtype and the bits of the value, which identify the constant.
+    fn identity(self) -> (DType, u64) {
+        let bits = match self {
+            Scalar::F32(x) => u64::from(x.to_bits()),
+            Scalar::I32(x) => u64::from(x as u32),
+            Scalar::I64(x) => x as u64,
+            Scalar::Bool(x) => u64::from(x),
+        };
+        (self.dtype(), bits)
+    }
+
     /// The dtype of the constant.
     pub fn dtype(self) -> DType {
         match self {
@@ -63,9 +76,23 @@ impl Scalar {
     }
 }
 
+impl PartialEq for Scalar {
+    fn eq(&self, other: &Scalar) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for Scalar {}
+
+impl std::hash::Hash for Scalar {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+    }
+}
+
 /// A scalar value expression. Kernels compute in f32, i32, i64 and bool; the semantics of each
 /// op are the Graph IR's (see [`crate::op`]) applied to one element.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum VExpr {
     /// Element `index` of buffer `buf`.
     Load {
@@ -85,7 +112,7 @@ pub enum VExpr {
 }
 
 /// A statement.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KStmt {
     /// `for var in 0..extent { body }`. `vectorize` marks an innermost loop whose iterations are
     /// independent and whose loads and stores move by 0 or 1 element per iteration, so a backend
@@ -108,7 +135,7 @@ pub enum KStmt {
 }
 
 /// Whether a kernel reads or writes a buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Access {
     Read,
     Write,
@@ -133,6 +160,18 @@ pub struct KernelFn {
     /// splits `0..extent` into ranges (one per thread, or one per block on a GPU).
     pub parallel: (u32, IExpr),
     pub body: Vec<KStmt>,
+}
+
+/// What a kernel's code depends on: all of [`KernelFn`] but the names of the kernel, its buffers
+/// and its dims. Kernels with equal keys compute the same function of their arguments, so a
+/// backend may compile one and call it for all of them (a model's repeated layers plan many
+/// kernels that differ only in the buffers they are given).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct CodeKey<'a> {
+    bufs: Vec<(DType, Access)>,
+    dims: usize,
+    parallel: &'a (u32, IExpr),
+    body: &'a [KStmt],
 }
 
 impl IExpr {
@@ -308,6 +347,16 @@ impl VExpr {
 }
 
 impl KernelFn {
+    /// The kernel's [`CodeKey`].
+    pub fn code_key(&self) -> CodeKey<'_> {
+        CodeKey {
+            bufs: self.bufs.iter().map(|b| (b.dtype, b.access)).collect(),
+            dims: self.dims.len(),
+            parallel: &self.parallel,
+            body: &self.body,
+        }
+    }
+
     /// The dtype a value expression computes, given the kernel's buffers and the dtypes of the
     /// variables in scope.
     pub fn dtype_of(&self, e: &VExpr, var_dtype: &impl Fn(u32) -> DType) -> DType {

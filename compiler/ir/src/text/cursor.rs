@@ -122,10 +122,20 @@ impl<'a> Cursor<'a> {
 
     /// Skips whitespace, then reads an identifier `[A-Za-z_][A-Za-z0-9_.]*`.
     pub(super) fn ident(&mut self) -> PResult<&'a str> {
+        match self.scan_ident() {
+            Some(w) => Ok(w),
+            None => self.error("a name"),
+        }
+    }
+
+    /// [`Cursor::ident`] without the error: `None` (nothing consumed but whitespace) if no name
+    /// starts here. Lookahead uses this, because an error costs a scan of the text before it
+    /// (for its line number) and lookahead fails at most statements.
+    fn scan_ident(&mut self) -> Option<&'a str> {
         self.ws();
         let start = self.pos;
         if !self.peek().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') {
-            return self.error("a name");
+            return None;
         }
         while self
             .peek()
@@ -133,15 +143,15 @@ impl<'a> Cursor<'a> {
         {
             self.bump();
         }
-        Ok(&self.src[start..self.pos])
+        Some(&self.src[start..self.pos])
     }
 
     /// Skips whitespace, then requires the keyword `kw`.
     pub(super) fn keyword(&mut self, kw: &str) -> PResult<()> {
         self.ws();
         let start = self.pos;
-        match self.ident() {
-            Ok(w) if w == kw => Ok(()),
+        match self.scan_ident() {
+            Some(w) if w == kw => Ok(()),
             _ => {
                 self.pos = start;
                 self.error(&format!("`{kw}`"))
@@ -153,8 +163,8 @@ impl<'a> Cursor<'a> {
     pub(super) fn eat_keyword(&mut self, kw: &str) -> bool {
         self.ws();
         let start = self.pos;
-        match self.ident() {
-            Ok(w) if w == kw => true,
+        match self.scan_ident() {
+            Some(w) if w == kw => true,
             _ => {
                 self.pos = start;
                 false

@@ -35,22 +35,25 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     let t0 = Instant::now();
     let module = load_module(&path, &set, entry_name.as_deref())?;
     let plan = mlc_sched::plan_module(&module).map_err(|e| CliError::Internal(e.to_string()))?;
-    let model = match a.backend {
-        Backend::Cpu => Some(mlc_runtime::Model::from_plan(module.clone(), plan.clone())?),
-        _ => None,
+    // The CPU model takes the module and plan (no copies on the clock); the interpreter runs
+    // the module.
+    let mut compiled = match a.backend {
+        Backend::Cpu => Compiled::Cpu(mlc_runtime::Model::from_plan(module, plan)?),
+        _ => Compiled::Interp(module, plan),
     };
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
 
-    let f = pick_entry(&module, entry_name.as_deref())?.clone();
-    let weights = Weights::from_tensors(&module, mlc_runtime::init_weights(&module, a.seed))
+    let module = compiled.module();
+    let f = pick_entry(module, entry_name.as_deref())?.clone();
+    let weights = Weights::from_tensors(module, mlc_runtime::init_weights(module, a.seed))
         .map_err(|errs| CliError::Internal(format!("random weights do not bind: {errs:?}")))?;
     let mut bind = ex.as_ref().map(|e| e.bind.clone()).unwrap_or_default();
     bind.extend(parse_bindings(&a.bind)?);
     let mut ranges = ex.as_ref().map(|e| e.ranges.clone()).unwrap_or_default();
     ranges.extend(parse_ranges(&a.ranges)?);
     let inputs = random_inputs(&f, &bind, &ranges, a.seed)?;
-    let mut session = match model {
-        Some(mut model) => {
+    let mut session = match &mut compiled {
+        Compiled::Cpu(model) => {
             model.set_weights(weights.clone());
             let mut s = model.session()?;
             if let Some(n) = a.threads {
@@ -58,13 +61,14 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
             }
             Some(s)
         }
-        None => None,
+        Compiled::Interp(..) => None,
     };
+    let (module, plan) = (compiled.module(), compiled.plan());
 
     let mut run_once = || -> Result<(), CliError> {
         match &mut session {
             Some(s) => s.run(&f.name, &inputs).map(|_| ())?,
-            None => mlc_runtime::run(&module, &f.name, &weights, &inputs, &RunOptions::default()).map(|_| ())?,
+            None => mlc_runtime::run(module, &f.name, &weights, &inputs, &RunOptions::default()).map(|_| ())?,
         }
         Ok(())
     };
@@ -93,7 +97,7 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
                     * b.ty.dtype.size_bytes()
             })
             .collect();
-        mlc_sched::memory::plan_arena(&plan, fp, &sizes).peak
+        mlc_sched::memory::plan_arena(plan, fp, &sizes).peak
     });
     let batch = bind.get("B").copied().unwrap_or(1).max(1) as f64;
     let mut dims: Vec<(String, i64)> = bind.into_iter().collect();
@@ -114,4 +118,27 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     });
     println!("{line}");
     Ok(())
+}
+
+/// What `mlc bench` compiled: a CPU model (which owns the module and plan) or, for the
+/// interpreter, the module and its plan.
+enum Compiled {
+    Cpu(mlc_runtime::Model),
+    Interp(mlc_ir::Module, mlc_ir::ModulePlan),
+}
+
+impl Compiled {
+    fn module(&self) -> &mlc_ir::Module {
+        match self {
+            Compiled::Cpu(m) => m.module(),
+            Compiled::Interp(m, _) => m,
+        }
+    }
+
+    fn plan(&self) -> &mlc_ir::ModulePlan {
+        match self {
+            Compiled::Cpu(m) => m.plan(),
+            Compiled::Interp(_, p) => p,
+        }
+    }
 }

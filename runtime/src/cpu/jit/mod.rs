@@ -39,9 +39,10 @@ mod simd;
 mod vmath;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cranelift_jit::JITBuilder;
-use mlc_ir::KernelFn;
+use mlc_ir::{CodeKey, KernelFn};
 
 use libm::Libm;
 use lower::Lowerer;
@@ -106,19 +107,27 @@ pub enum JitError {
     Backend { kernel: String, detail: String },
 }
 
-/// One compiled kernel.
-struct Compiled {
-    name: String,
+/// One compiled function, which one or more kernels call.
+#[derive(Clone, Copy)]
+struct Code {
     entry: KernelEntry,
     bufs: usize,
     dims: usize,
     vectorized_loops: usize,
 }
 
+/// A kernel and the function that runs it.
+struct Compiled {
+    name: String,
+    code: Code,
+}
+
 /// Compiled kernels and the executable memory that holds them.
 pub struct JitModule {
     kernels: Vec<Compiled>,
     by_name: HashMap<String, usize>,
+    /// The number of distinct compiled functions.
+    functions: usize,
     /// Own the code (one module per thread that compiled a share of the kernels); only touched
     /// again in `Drop`.
     modules: Vec<cranelift_jit::JITModule>,
@@ -146,23 +155,37 @@ impl JitModule {
         JitModule::compile_tuned(kernels, opts, &JitTuning::default())
     }
 
-    /// Compiles `kernels` with the further switches of `tuning`. Kernels compile independently,
-    /// so a large set is split into contiguous shares compiled on several threads at once
-    /// (each into a module of its own); the code of each kernel is the same either way.
+    /// Compiles `kernels` with the further switches of `tuning`. Kernels with the same
+    /// [`mlc_ir::CodeKey`] (a model's repeated layers give many) share one compiled function.
+    /// Kernels compile independently, so a large set is split into contiguous shares compiled
+    /// on several threads at once (each into a module of its own); the code of each kernel is
+    /// the same either way.
     pub fn compile_tuned(kernels: &[KernelFn], opts: &JitOptions, tuning: &JitTuning) -> Result<JitModule, JitError> {
-        let threads = if kernels.len() < PARALLEL_MIN_KERNELS {
+        let mut first_with_key: HashMap<CodeKey<'_>, usize> = HashMap::new();
+        let mut unique: Vec<&KernelFn> = Vec::new();
+        let code_of: Vec<usize> = kernels
+            .iter()
+            .map(|k| {
+                *first_with_key.entry(k.code_key()).or_insert_with(|| {
+                    unique.push(k);
+                    unique.len() - 1
+                })
+            })
+            .collect();
+        let threads = if unique.len() < PARALLEL_MIN_KERNELS {
             1
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
         };
-        let share = kernels.len().div_ceil(threads).max(1);
-        let parts: Vec<Result<Part, JitError>> = if threads <= 1 {
-            vec![compile_part(kernels, opts, tuning)]
+        // Threads take the next kernel from a shared counter: kernels differ in size by two
+        // orders of magnitude, so fixed shares would leave a thread idle.
+        let next = AtomicUsize::new(0);
+        let parts: Vec<Result<Part, (usize, JitError)>> = if threads <= 1 {
+            vec![compile_part(&unique, &next, opts, tuning)]
         } else {
             std::thread::scope(|s| {
-                let handles: Vec<_> = kernels
-                    .chunks(share)
-                    .map(|chunk| s.spawn(move || compile_part(chunk, opts, tuning)))
+                let handles: Vec<_> = (0..threads)
+                    .map(|_| s.spawn(|| compile_part(&unique, &next, opts, tuning)))
                     .collect();
                 handles
                     .into_iter()
@@ -173,24 +196,44 @@ impl JitModule {
         let mut out = JitModule {
             kernels: Vec::with_capacity(kernels.len()),
             by_name: HashMap::new(),
+            functions: unique.len(),
             modules: Vec::with_capacity(parts.len()),
         };
-        // Every module built is kept (and freed on drop) even if a later share failed.
-        let mut first_error = None;
+        // Every module built is kept (and freed on drop) even if another thread failed. The
+        // error reported is the first kernel's that failed, whichever thread compiled it: every
+        // kernel before the last one taken was attempted, so that does not depend on timing.
+        let mut codes: Vec<Option<Code>> = vec![None; unique.len()];
+        let mut first_error: Option<(usize, JitError)> = None;
         for part in parts {
             match part {
                 Ok(part) => {
-                    out.kernels.extend(part.kernels);
+                    for (i, code) in part.codes {
+                        codes[i] = Some(code);
+                    }
                     out.modules.push(part.module);
                 }
-                Err(e) => {
-                    first_error.get_or_insert(e);
+                Err((i, e)) => {
+                    if first_error.as_ref().is_none_or(|(j, _)| i < *j) {
+                        first_error = Some((i, e));
+                    }
                 }
             }
         }
-        if let Some(e) = first_error {
+        if let Some((_, e)) = first_error {
             return Err(e);
         }
+        let codes = codes
+            .into_iter()
+            .map(|c| c.ok_or_else(|| lower::backend("", &"internal: a kernel was not compiled")))
+            .collect::<Result<Vec<Code>, _>>()?;
+        out.kernels = kernels
+            .iter()
+            .zip(code_of)
+            .map(|(k, c)| Compiled {
+                name: k.name.clone(),
+                code: codes[c],
+            })
+            .collect();
         for (i, k) in out.kernels.iter().enumerate() {
             out.by_name.entry(k.name.clone()).or_insert(i);
         }
@@ -207,6 +250,12 @@ impl JitModule {
         self.kernels.is_empty()
     }
 
+    /// The number of distinct compiled functions: kernels with the same [`mlc_ir::CodeKey`]
+    /// share one.
+    pub fn functions(&self) -> usize {
+        self.functions
+    }
+
     /// The name of kernel `i`.
     pub fn name(&self, i: usize) -> &str {
         &self.kernels[i].name
@@ -219,7 +268,7 @@ impl JitModule {
 
     /// How many loops of kernel `i` were emitted as SIMD code.
     pub fn vectorized_loops(&self, i: usize) -> usize {
-        self.kernels[i].vectorized_loops
+        self.kernels[i].code.vectorized_loops
     }
 
     /// Runs kernel `i` for parallel indices `lo..hi` (nothing if `hi <= lo`).
@@ -235,9 +284,9 @@ impl JitModule {
     /// Nothing else may access the written elements during the call; concurrent calls must
     /// write disjoint elements (e.g. disjoint `lo..hi` ranges of the parallel index).
     pub unsafe fn call(&self, i: usize, bufs: &[*mut u8], dims: &[i64], lo: i64, hi: i64) {
-        let k = &self.kernels[i];
-        assert_eq!(bufs.len(), k.bufs, "kernel `{}`: buffer count", k.name);
-        assert_eq!(dims.len(), k.dims, "kernel `{}`: dim count", k.name);
+        let Compiled { name, code: k } = &self.kernels[i];
+        assert_eq!(bufs.len(), k.bufs, "kernel `{name}`: buffer count");
+        assert_eq!(dims.len(), k.dims, "kernel `{name}`: dim count");
         // SAFETY: `entry` is live code of this module with the `KernelEntry` signature; the code
         // reads `bufs[..k.bufs]` and `dims[..k.dims]`, whose lengths were just checked; every
         // buffer access is valid by this function's contract, which the caller upholds.
@@ -256,56 +305,66 @@ impl Drop for JitModule {
     }
 }
 
-/// Some of the kernels, compiled into a module of their own.
+/// Some of the kernels, compiled into a module of their own: each with its index.
 struct Part {
-    kernels: Vec<Compiled>,
+    codes: Vec<(usize, Code)>,
     module: cranelift_jit::JITModule,
 }
 
-/// Compiles `kernels` into one Cranelift module.
-fn compile_part(kernels: &[KernelFn], opts: &JitOptions, tuning: &JitTuning) -> Result<Part, JitError> {
+/// Compiles kernels into one Cranelift module, taking the index of the next one from `next`
+/// until none are left. An error comes with the index of the kernel that failed (`usize::MAX`
+/// if the module itself could not be made).
+fn compile_part(
+    kernels: &[&KernelFn],
+    next: &AtomicUsize,
+    opts: &JitOptions,
+    tuning: &JitTuning,
+) -> Result<Part, (usize, JitError)> {
     let mut jb = JITBuilder::with_flags(&lower::flags(false), cranelift_module::default_libcall_names())
-        .map_err(|e| lower::backend("", &e))?;
+        .map_err(|e| (usize::MAX, lower::backend("", &e)))?;
     for f in Libm::ALL {
         jb.symbol(f.symbol(), f.address());
     }
     let mut module = cranelift_jit::JITModule::new(jb);
-    let declared = {
-        let mut lowerer = Lowerer::new_tuned(&mut module, opts, tuning, "mlc_rt_")?;
-        kernels
-            .iter()
-            .map(|k| lowerer.define(&mut module, k, None))
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let declared = match declared {
-        Ok(d) => d,
-        Err(e) => {
-            // SAFETY: nothing was finalized, so no pointer into the module's memory exists.
-            unsafe { module.free_memory() };
-            return Err(e);
-        }
-    };
-    module.finalize_definitions().map_err(|e| lower::backend("", &e))?;
-    let compiled = kernels
-        .iter()
-        .zip(declared)
-        .map(|(k, (id, vectorized))| {
+    let mut declared = Vec::new();
+    let defined = Lowerer::new_tuned(&mut module, opts, tuning, "mlc_rt_")
+        .map_err(|e| (usize::MAX, e))
+        .and_then(|mut lowerer| {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(k) = kernels.get(i) else {
+                    return Ok(());
+                };
+                let (id, vectorized) = lowerer.define(&mut module, k, None).map_err(|e| (i, e))?;
+                declared.push((i, id, vectorized));
+            }
+        });
+    if let Err(e) = defined {
+        // SAFETY: nothing was finalized, so no pointer into the module's memory exists.
+        unsafe { module.free_memory() };
+        return Err(e);
+    }
+    if let Err(e) = module.finalize_definitions() {
+        // SAFETY: as above; finalizing failed, so no code of the module is callable.
+        unsafe { module.free_memory() };
+        return Err((usize::MAX, lower::backend("", &e)));
+    }
+    let codes = declared
+        .into_iter()
+        .map(|(i, id, vectorized)| {
             let code = module.get_finalized_function(id);
             // SAFETY: `code` is the start of the finalized function `id`, whose signature we
             // declared as (pointer, pointer, i64, i64) with no results in the ISA's default
             // calling convention, which is the platform C ABI: exactly `KernelEntry`.
             let entry = unsafe { std::mem::transmute::<*const u8, KernelEntry>(code) };
-            Compiled {
-                name: k.name.clone(),
+            let code = Code {
                 entry,
-                bufs: k.bufs.len(),
-                dims: k.dims.len(),
+                bufs: kernels[i].bufs.len(),
+                dims: kernels[i].dims.len(),
                 vectorized_loops: vectorized,
-            }
+            };
+            (i, code)
         })
         .collect();
-    Ok(Part {
-        kernels: compiled,
-        module,
-    })
+    Ok(Part { codes, module })
 }
