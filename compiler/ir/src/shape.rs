@@ -4,15 +4,17 @@
 //! bound when a model runs. Keeping dims in a canonical polynomial form makes equality checks
 //! exact: `B*T` equals `T*B`, `N + 1 - 1` equals `N`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 
 /// A dimension: a canonical polynomial over symbol names.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Dim {
-    /// Monomial (sorted symbol names, with repetition for powers) to non-zero coefficient.
-    /// The empty monomial is the constant term.
-    terms: BTreeMap<Vec<String>, i64>,
+    /// Monomials (sorted symbol names, with repetition for powers) with their coefficients,
+    /// sorted by monomial, each once, no coefficient zero; the empty monomial is the constant
+    /// term (first, when present). A sorted vector rather than a map: almost every dim is a
+    /// constant or a single symbol, and shapes are cloned and compared everywhere.
+    terms: Vec<(Vec<String>, i64)>,
 }
 
 /// A shape: one [`Dim`] per axis.
@@ -24,25 +26,40 @@ pub type Bindings = HashMap<String, i64>;
 impl Dim {
     /// A constant dimension.
     pub fn c(value: i64) -> Dim {
-        let mut terms = BTreeMap::new();
-        if value != 0 {
-            terms.insert(Vec::new(), value);
-        }
+        let terms = if value == 0 {
+            Vec::new()
+        } else {
+            vec![(Vec::new(), value)]
+        };
         Dim { terms }
     }
 
     /// A named symbolic dimension.
     pub fn sym(name: &str) -> Dim {
         Dim {
-            terms: BTreeMap::from([(vec![name.to_string()], 1)]),
+            terms: vec![(vec![name.to_string()], 1)],
         }
+    }
+
+    /// The canonical form of a sum of terms: sorted, like monomials combined, zeros dropped.
+    fn from_terms(mut terms: Vec<(Vec<String>, i64)>) -> Dim {
+        terms.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(Vec<String>, i64)> = Vec::with_capacity(terms.len());
+        for (m, c) in terms {
+            match out.last_mut() {
+                Some((last, sum)) if *last == m => *sum = sum.saturating_add(c),
+                _ => out.push((m, c)),
+            }
+        }
+        out.retain(|(_, c)| *c != 0);
+        Dim { terms: out }
     }
 
     /// The value if the dimension is a constant.
     pub fn as_const(&self) -> Option<i64> {
-        match self.terms.len() {
-            0 => Some(0),
-            1 => self.terms.get(&Vec::new()).copied(),
+        match self.terms.as_slice() {
+            [] => Some(0),
+            [(m, c)] if m.is_empty() => Some(*c),
             _ => None,
         }
     }
@@ -60,7 +77,7 @@ impl Dim {
 
     /// The symbols the dimension mentions.
     pub fn symbols(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.terms.keys().flatten().cloned().collect();
+        let mut out: Vec<String> = self.terms.iter().flat_map(|(m, _)| m).cloned().collect();
         out.sort();
         out.dedup();
         out
@@ -82,7 +99,7 @@ impl Dim {
 
     /// Exact division by a constant, if every coefficient is divisible.
     pub fn div_exact(&self, d: i64) -> Option<Dim> {
-        if d == 0 || self.terms.values().any(|c| c % d != 0) {
+        if d == 0 || self.terms.iter().any(|(_, c)| c % d != 0) {
             return None;
         }
         Some(Dim {
@@ -144,22 +161,15 @@ impl Dim {
         }
         Ok(out)
     }
-
-    fn normalize(mut self) -> Dim {
-        self.terms.retain(|_, c| *c != 0);
-        self
-    }
 }
 
 impl std::ops::Add for &Dim {
     type Output = Dim;
     fn add(self, rhs: &Dim) -> Dim {
-        let mut terms = self.terms.clone();
-        for (m, c) in &rhs.terms {
-            let e = terms.entry(m.clone()).or_insert(0);
-            *e = e.saturating_add(*c);
+        if let (Some(a), Some(b)) = (self.as_const(), rhs.as_const()) {
+            return Dim::c(a.saturating_add(b));
         }
-        Dim { terms }.normalize()
+        Dim::from_terms(self.terms.iter().chain(&rhs.terms).cloned().collect())
     }
 }
 
@@ -173,16 +183,24 @@ impl std::ops::Sub for &Dim {
 impl std::ops::Mul for &Dim {
     type Output = Dim;
     fn mul(self, rhs: &Dim) -> Dim {
-        let mut terms: BTreeMap<Vec<String>, i64> = BTreeMap::new();
+        // A constant factor scales the coefficients and keeps the order of the monomials.
+        let scaled =
+            |d: &Dim, k: i64| Dim::from_terms(d.terms.iter().map(|(m, c)| (m.clone(), c.saturating_mul(k))).collect());
+        match (self.as_const(), rhs.as_const()) {
+            (Some(a), Some(b)) => return Dim::c(a.saturating_mul(b)),
+            (Some(a), None) => return scaled(rhs, a),
+            (None, Some(b)) => return scaled(self, b),
+            (None, None) => {}
+        }
+        let mut terms = Vec::with_capacity(self.terms.len() * rhs.terms.len());
         for (ma, ca) in &self.terms {
             for (mb, cb) in &rhs.terms {
                 let mut m: Vec<String> = ma.iter().chain(mb).cloned().collect();
                 m.sort();
-                let e = terms.entry(m).or_insert(0);
-                *e = e.saturating_add(ca.saturating_mul(*cb));
+                terms.push((m, ca.saturating_mul(*cb)));
             }
         }
-        Dim { terms }.normalize()
+        Dim::from_terms(terms)
     }
 }
 
@@ -198,7 +216,7 @@ impl fmt::Display for Dim {
         if self.terms.is_empty() {
             return f.write_str("0");
         }
-        let mut terms: Vec<(&Vec<String>, &i64)> = self.terms.iter().collect();
+        let mut terms: Vec<(&Vec<String>, &i64)> = self.terms.iter().map(|(m, c)| (m, c)).collect();
         terms.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(b.0)));
         for (i, (mono, coeff)) in terms.into_iter().enumerate() {
             let mut c = *coeff;
@@ -251,6 +269,18 @@ mod tests {
         assert_eq!(&(&b + &Dim::c(1)) - &Dim::c(1), b);
         assert_eq!((&b * &Dim::c(4)).div_exact(2), Some(&b * &Dim::c(2)));
         assert_eq!(b.div_exact(2), None);
+        // Constants on either side, and terms that cancel.
+        assert_eq!(&(&(&b + &Dim::c(3)) * &Dim::c(2)) - &Dim::c(6), &b * &Dim::c(2));
+        assert_eq!(&Dim::c(3) * &(&t + &b), &(&b * &Dim::c(3)) + &(&Dim::c(3) * &t));
+        assert_eq!(&b * &Dim::c(0), Dim::c(0));
+        assert_eq!((&(&b * &t) - &(&t * &b)).as_const(), Some(0));
+        assert_eq!((&Dim::c(6) * &Dim::c(7)).as_const(), Some(42));
+        assert_eq!((&b + &Dim::c(1)).as_const(), None);
+        assert_eq!(
+            &(&b + &Dim::c(1)) * &(&b - &Dim::c(1)),
+            &(&b * &b) - &Dim::c(1),
+            "(B + 1)(B - 1) = B*B - 1"
+        );
     }
 
     #[test]
