@@ -409,6 +409,31 @@ fn cse_does_not_merge_across_loop_bodies_but_does_inside() {
     assert!(text.contains("    %10 = sub %9, %9 : f32[B, 8]"), "{text}");
 }
 
+/// Two loops with the same operands and result types merge only if their bodies are the same.
+#[test]
+fn cse_compares_loop_bodies() {
+    let mut m = decoder();
+    let g = &mut m.functions[0].graph;
+    let l = g
+        .dag
+        .node_indices()
+        .find(|n| matches!(g.dag[*n].op, Op::Loop(_)))
+        .unwrap();
+    let ops = g.operands(l);
+    let same = g.dag[l].op.clone();
+    let mut other = g.dag[l].op.clone();
+    let Op::Loop(lp) = &mut other else { panic!() };
+    let tanh = lp.body.outputs[0].1;
+    lp.body.outputs[0].1 = v(add(&mut lp.body, Op::Unary(UnaryOp::Neg), &[tanh]));
+    for (name, op) in [("same", same), ("other", other)] {
+        let n = g.add(op, &ops, Origin::default()).unwrap();
+        g.outputs.push((name.into(), Value { node: n, index: 0 }));
+    }
+    let text = apply(&Cse, &mut m);
+    assert_eq!(text.matches(" = loop").count(), 2, "{text}");
+    assert_eq!(text.matches(" = neg ").count(), 1, "{text}");
+}
+
 #[test]
 fn dce_removes_dead_nodes_and_keeps_interfaces() {
     let mut m = decoder();

@@ -1,6 +1,7 @@
 //! `cse`: common subexpression elimination within one graph level.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use super::{Pass, replace_node};
 use crate::graph::{Graph, NodeId, Value};
@@ -21,30 +22,51 @@ impl Pass for Cse {
 
     fn run(&self, g: &mut Graph) -> bool {
         let Ok(order) = g.topo_order() else { return false };
-        let mut seen: HashMap<String, NodeId> = HashMap::new();
+        // Nodes by a cheap hash of what they are (op name, operands, result types); the full
+        // key (attributes and loop bodies in text form) is built only for nodes whose hash
+        // another node shares, since building it costs more than the rest of the pass.
+        let mut by_hash: HashMap<u64, Vec<NodeId>> = HashMap::new();
+        let mut keys: HashMap<NodeId, String> = HashMap::new();
         let mut changed = false;
         for n in order {
             let node = &g.dag[n];
             if matches!(node.op, Op::Input { .. }) {
                 continue;
             }
-            let mut key = format!("{}|{:?}|{:?}", op_head(&node.op), g.operands(n), node.outputs);
-            if let Op::Loop(l) = &node.op {
-                key.push_str(&body_key(&l.body));
+            let mut h = DefaultHasher::new();
+            (node.op.mnemonic(), g.operands(n), &node.outputs).hash(&mut h);
+            let same_hash = by_hash.entry(h.finish()).or_default();
+            let mut first = None;
+            for &m in same_hash.iter() {
+                for k in [m, n] {
+                    keys.entry(k).or_insert_with(|| full_key(g, k));
+                }
+                if keys[&m] == keys[&n] {
+                    first = Some(m);
+                    break;
+                }
             }
-            match seen.get(&key) {
-                Some(&first) => {
+            match first {
+                Some(first) => {
                     let by: Vec<Value> = (0..node.outputs.len() as u32)
                         .map(|index| Value { node: first, index })
                         .collect();
                     replace_node(g, n, &by);
                     changed = true;
                 }
-                None => {
-                    seen.insert(key, n);
-                }
+                None => same_hash.push(n),
             }
         }
         changed
     }
+}
+
+/// Everything that makes node `n` what it is, in text form.
+fn full_key(g: &Graph, n: NodeId) -> String {
+    let node = &g.dag[n];
+    let mut key = format!("{}|{:?}|{:?}", op_head(&node.op), g.operands(n), node.outputs);
+    if let Op::Loop(l) = &node.op {
+        key.push_str(&body_key(&l.body));
+    }
+    key
 }
