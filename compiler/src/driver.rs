@@ -32,14 +32,18 @@ pub struct Compiled {
 
 /// Loads and lowers `path`, and verifies the result.
 pub fn compile_file(path: &Path, opts: &LowerOptions) -> Result<Compiled, CompileError> {
-    let program = mlc_dsl::load_file(path).map_err(load_error)?;
-    finish(program, opts)
+    lower_loaded(load_file(path)?, opts)
+}
+
+/// Parses `path` and the files it imports (the first half of [`compile_file`]).
+pub fn load_file(path: &Path) -> Result<Program, CompileError> {
+    mlc_dsl::load_file(path).map_err(load_error)
 }
 
 /// Loads and lowers a program given as text (`name` is shown in diagnostics).
 pub fn compile_source(name: &str, text: &str, opts: &LowerOptions) -> Result<Compiled, CompileError> {
     let program = mlc_dsl::load_source(name, text).map_err(load_error)?;
-    finish(program, opts)
+    lower_loaded(program, opts)
 }
 
 /// Runs the standard pass pipeline (matvec, canonicalize, const-fold, cse, dce) over a lowered module
@@ -62,7 +66,8 @@ pub fn compile_source_optimized(name: &str, text: &str, opts: &LowerOptions) -> 
     Ok(module)
 }
 
-fn finish(program: Program, opts: &LowerOptions) -> Result<Compiled, CompileError> {
+/// Lowers a loaded program and verifies the result (the second half of [`compile_file`]).
+pub fn lower_loaded(program: Program, opts: &LowerOptions) -> Result<Compiled, CompileError> {
     let module = lower_program(&program, opts).map_err(|diags| program_error(&program.sources, &diags))?;
     if let Err(errs) = mlc_ir::verify_module(&module) {
         let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();

@@ -379,3 +379,56 @@ fn check_numerics_names_the_first_nan() {
     let o = mlc(["run".as_ref(), file.as_os_str(), "--bind".as_ref(), "B=3".as_ref()]);
     assert_status(&o, 0);
 }
+
+/// `mlc bench` prints one JSON line: latencies, and the compile time with its phases, which
+/// lie inside it (for a `.dsl` file: parse, lower, optimize, plan, codegen; for a package: load,
+/// plan, codegen). Bad requests are user errors.
+#[test]
+fn bench_reports_compile_phases() {
+    let tmp = TempDir::new("bench");
+    let pkg = tmp.path("tiny.mlcpkg");
+    let o = mlc([
+        "build".as_ref(),
+        tiny_path().as_os_str(),
+        "-o".as_ref(),
+        pkg.as_os_str(),
+    ]);
+    assert_status(&o, 0);
+    for (target, phases) in [
+        (tiny_path(), &["codegen", "lower", "optimize", "parse", "plan"][..]),
+        (pkg.clone(), &["codegen", "load", "plan"][..]),
+    ] {
+        let o = mlc([
+            "bench".as_ref(),
+            target.as_os_str(),
+            "--bind".as_ref(),
+            "B=2".as_ref(),
+            "--bind".as_ref(),
+            "T=3".as_ref(),
+            "--iters".as_ref(),
+            "3".as_ref(),
+        ]);
+        assert_status(&o, 0);
+        let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON line");
+        assert_eq!(line["iters"], 3, "{line}");
+        let ms = |v: &serde_json::Value| v.as_f64().unwrap_or(-1.0);
+        assert!(
+            ms(&line["min_ms"]) > 0.0 && ms(&line["min_ms"]) <= ms(&line["median_ms"]),
+            "{line}"
+        );
+        let got = line["compile_phases_ms"].as_object().expect("compile_phases_ms");
+        let names: Vec<&str> = got.keys().map(String::as_str).collect();
+        assert_eq!(names, phases, "{line}");
+        let sum: f64 = got.values().map(ms).sum();
+        assert!(got.values().all(|v| ms(v) >= 0.0), "{line}");
+        assert!(sum <= ms(&line["compile_ms"]), "phases sum to {sum}: {line}");
+    }
+    let o = mlc([
+        "bench".as_ref(),
+        tiny_path().as_os_str(),
+        "--iters".as_ref(),
+        "0".as_ref(),
+    ]);
+    assert_status(&o, 1);
+    assert!(stderr(&o).contains("--iters must be at least 1"), "{}", stderr(&o));
+}

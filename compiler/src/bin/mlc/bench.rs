@@ -6,7 +6,7 @@ use mlc_compiler::example::Example;
 use mlc_runtime::{RunOptions, Weights};
 
 use crate::CliError;
-use crate::commands::{load_module, parse_bindings, parse_ranges, pick_entry, random_inputs};
+use crate::commands::{load_module_timed, parse_bindings, parse_ranges, pick_entry, random_inputs};
 use crate::options::{Backend, BenchArgs};
 
 pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
@@ -30,15 +30,23 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     set.extend(a.set.iter().cloned());
     let entry_name = a.entry.clone().or_else(|| ex.as_ref().map(|e| e.entry.clone()));
 
-    // Compile time: parse, lower, optimise, plan, and (for the CPU) JIT every kernel; weights
-    // and inputs are made outside the clock.
+    // Compile time: parse, lower, optimise, plan, and (for the CPU) JIT every kernel, each
+    // phase timed too; weights and inputs are made outside the clock.
     let t0 = Instant::now();
-    let module = load_module(&path, &set, entry_name.as_deref())?;
+    let mut phases = Vec::new();
+    let module = load_module_timed(&path, &set, entry_name.as_deref(), &mut phases)?;
+    let t = Instant::now();
     let plan = mlc_sched::plan_module(&module).map_err(|e| CliError::Internal(e.to_string()))?;
+    phases.push(("plan", t.elapsed().as_secs_f64() * 1e3));
     // The CPU model takes the module and plan (no copies on the clock); the interpreter runs
     // the module.
+    let t = Instant::now();
     let mut compiled = match a.backend {
-        Backend::Cpu => Compiled::Cpu(mlc_runtime::Model::from_plan(module, plan)?),
+        Backend::Cpu => {
+            let model = mlc_runtime::Model::from_plan(module, plan)?;
+            phases.push(("codegen", t.elapsed().as_secs_f64() * 1e3));
+            Compiled::Cpu(model)
+        }
         _ => Compiled::Interp(module, plan),
     };
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -114,6 +122,7 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
         "runs_per_s": 1e3 / median,
         "items_per_s": batch * 1e3 / median,
         "compile_ms": compile_ms,
+        "compile_phases_ms": phases.into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v))).collect::<serde_json::Map<String, serde_json::Value>>(),
         "arena_peak_bytes": arena,
     });
     println!("{line}");

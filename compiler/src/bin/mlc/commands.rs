@@ -364,10 +364,31 @@ fn stats_of(
 
 /// Loads a module from a `.dsl` file (compiled and optimised) or a package.
 pub fn load_module(path: &Path, set: &[String], entry: Option<&str>) -> Result<Module, CliError> {
+    load_module_timed(path, set, entry, &mut Vec::new())
+}
+
+/// [`load_module`], appending each phase's name and wall time in milliseconds to `phases`:
+/// `parse`, `lower` (with verification) and `optimize` (the passes, verified) for a `.dsl`
+/// file; `load` for a package.
+pub fn load_module_timed(
+    path: &Path,
+    set: &[String],
+    entry: Option<&str>,
+    phases: &mut Vec<(&'static str, f64)>,
+) -> Result<Module, CliError> {
+    let mut clock = std::time::Instant::now();
+    let mut lap = |name: &'static str, phases: &mut Vec<(&'static str, f64)>| {
+        phases.push((name, clock.elapsed().as_secs_f64() * 1e3));
+        clock = std::time::Instant::now();
+    };
     if path.extension().is_some_and(|e| e == "dsl") {
-        let c = compile_file(path, &lower_options(set, entry)?)?;
-        let mut module = c.module;
+        let opts = lower_options(set, entry)?;
+        let program = mlc_compiler::driver::load_file(path)?;
+        lap("parse", phases);
+        let mut module = mlc_compiler::driver::lower_loaded(program, &opts)?.module;
+        lap("lower", phases);
         optimize(&mut module)?;
+        lap("optimize", phases);
         Ok(module)
     } else {
         if !set.is_empty() {
@@ -375,7 +396,9 @@ pub fn load_module(path: &Path, set: &[String], entry: Option<&str>) -> Result<M
                 "error: --set needs a .dsl file; a package is already compiled",
             ));
         }
-        Ok(mlc_runtime::package::load(path)?)
+        let module = mlc_runtime::package::load(path)?;
+        lap("load", phases);
+        Ok(module)
     }
 }
 

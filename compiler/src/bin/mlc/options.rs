@@ -28,7 +28,8 @@ pub enum Command {
     Build(BuildArgs),
     /// Run an entry point of a model, a package, or an example folder.
     Run(RunArgs),
-    /// Time an entry point: one JSON line with latency, throughput, compile time, arena size.
+    /// Time an entry point: one JSON line with latency, throughput, compile time (and its
+    /// phases), arena size.
     Bench(BenchArgs),
 }
 
