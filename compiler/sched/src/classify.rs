@@ -88,6 +88,13 @@ pub fn transposed_source(g: &Graph, v: Value) -> Option<Value> {
 /// The largest expression (in ops per element) recomputed in each consumer rather than stored.
 const MAX_RECOMPUTE: usize = 16;
 
+/// The most full-size buffers an expression read by several consumers may load and still be
+/// recomputed in each: beyond that, storing it once costs less memory traffic than every
+/// consumer loading all of them. A residual stream `x + a1 + a2 + ...` read by each layer's
+/// norm and by the next add would otherwise be summed again, over all earlier layers, in every
+/// norm's kernel (until the op count exceeded [`MAX_RECOMPUTE`]).
+const MAX_RECOMPUTE_STREAMS: usize = 2;
+
 /// The same for a value that a consumer broadcasts (reads each element many times): a rotary
 /// cos/sin table is computed once, not once per batch row and head.
 const MAX_RECOMPUTE_BROADCAST: usize = 4;
@@ -225,6 +232,9 @@ pub fn buffered_values(
     let mut remap_of_buffer: HashSet<NodeId> = HashSet::new();
     // Ops per element of each unbuffered value when inlined, to decide what to recompute.
     let mut cost: HashMap<NodeId, usize> = HashMap::new();
+    // The full-size buffers (same shape as the node's result) that each unbuffered elementwise
+    // or movement value loads when inlined (tracked up to one past the limit).
+    let mut streams: HashMap<NodeId, HashSet<Value>> = HashMap::new();
     for &n in order {
         if interior.contains(&n) {
             continue;
@@ -244,6 +254,22 @@ pub fn buffered_values(
                     }
                 })
                 .sum::<usize>();
+        let mut loads: HashSet<Value> = HashSet::new();
+        if matches!(class[&n], Class::Elementwise | Class::Movement) {
+            let shape = &g.ty(Value::of(n)).shape;
+            for v in g.operands(n) {
+                if buffered.contains(&v) {
+                    if &g.ty(v).shape == shape {
+                        loads.insert(v);
+                    }
+                } else if let Some(inner) = streams.get(&v.node) {
+                    loads.extend(inner.iter().copied());
+                }
+                if loads.len() > MAX_RECOMPUTE_STREAMS {
+                    break;
+                }
+            }
+        }
         // What one element of `n` costs wherever it is read per element.
         let element_cost = if class[&n] == Class::Reduce {
             inline_cost.saturating_mul(reduce_len(g, n))
@@ -259,7 +285,7 @@ pub fn buffered_values(
             let forced_here = forced.contains(&v);
             // Recomputing a small expression in each consumer beats a round trip through
             // memory; not when a consumer would recompute it for every element it broadcasts to.
-            let too_costly = (many && element_cost > MAX_RECOMPUTE)
+            let too_costly = (many && (element_cost > MAX_RECOMPUTE || loads.len() > MAX_RECOMPUTE_STREAMS))
                 || (broadcast.contains(&v) && element_cost > MAX_RECOMPUTE_BROADCAST);
             let needs = match class[&n] {
                 Class::Leaf | Class::MatMul | Class::Loop | Class::Opaque => true,
@@ -279,6 +305,7 @@ pub fn buffered_values(
             }
         }
         cost.insert(n, element_cost);
+        streams.insert(n, loads);
         if class[&n] == Class::Movement {
             let src = g.operands(n)[0];
             if buffered.contains(&src) || remap_of_buffer.contains(&src.node) {

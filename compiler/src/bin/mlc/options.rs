@@ -188,6 +188,7 @@ pub struct RunArgs {
 pub struct BenchArgs {
     /// A `.dsl` file, a `.mlcpkg` package, or an example folder with `example.toml`.
     pub target: PathBuf,
+    /// The entry point to time (default: the example's, or the only one).
     #[arg(long)]
     pub entry: Option<String>,
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
@@ -204,8 +205,10 @@ pub struct BenchArgs {
     /// Worker threads for `--backend cpu` (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Override a hyperparameter of the model: `--set hidden=256` (repeatable; `.dsl` only).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<String>,
+    /// Seed of the random weights and inputs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
