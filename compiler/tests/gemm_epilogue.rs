@@ -6,10 +6,10 @@
 use mlc_compiler::driver::compile_source_optimized;
 use mlc_compiler::lower::LowerOptions;
 use mlc_ir::{Activation, FunctionPlan, MatMulEpilogue, Module, ModulePlan, Step};
-use mlc_runtime::{Model, Weights, init_inputs, init_weights};
+use mlc_runtime::init_inputs;
 
 mod common;
-use common::{bind, interpreter_and_cpu};
+use common::{assert_close, bind, cpu_sessions, interpreter_and_cpu};
 
 const SRC: &str = r#"
 import std.nn.{Linear, LayerNorm}
@@ -130,25 +130,16 @@ fn finishing_kernels_become_epilogues() {
 #[test]
 fn epilogues_give_the_interpreters_results() {
     let m = module();
-    let weights = Weights::from_tensors(&m, init_weights(&m, 7)).expect("weights");
-    let mut model = Model::from_module(m.clone()).expect("model");
-    model.set_weights(weights.clone());
-    for threads in [1, 2] {
-        let mut session = model.session().expect("session");
-        session.set_threads(threads);
+    let (weights, sessions) = cpu_sessions(&m, 7);
+    for (threads, mut session) in sessions {
         // 1 x 3 rows takes the skinny path; 4 x 33 the blocked one with packed weights.
         for (b, t, seed) in [(1, 3, 1), (4, 33, 2), (2, 0, 3)] {
             let bind = bind(&[("B", b), ("T", t)]);
             for f in &m.functions {
                 let inputs = init_inputs(f, &bind, seed).expect("inputs");
                 for (name, w, g) in interpreter_and_cpu(&m, &weights, &mut session, &f.name, &inputs, &f.name) {
-                    for (i, (a, c)) in w.to_f64_vec().iter().zip(g.to_f64_vec()).enumerate() {
-                        assert!(
-                            (a - c).abs() <= 1e-5 * (1.0 + a.abs()),
-                            "{}.{name}[{i}] (B={b}, T={t}, {threads} threads): interpreter {a}, cpu {c}",
-                            f.name
-                        );
-                    }
+                    let what = format!("{}.{name} (B={b}, T={t}, {threads} threads)", f.name);
+                    assert_close(&what, &w, &g, 1e-5);
                 }
             }
         }

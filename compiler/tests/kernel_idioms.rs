@@ -7,10 +7,10 @@
 use mlc_compiler::driver::compile_source_optimized;
 use mlc_compiler::lower::LowerOptions;
 use mlc_ir::{IExpr, Module, ModulePlan, RowSoftmax, Step, row_layer_norm, row_softmax};
-use mlc_runtime::{Model, Tensor, Weights, init_weights};
+use mlc_runtime::Tensor;
 
 mod common;
-use common::interpreter_and_cpu;
+use common::{assert_close, cpu_sessions, interpreter_and_cpu};
 
 const SRC: &str = r#"
 import std.math.{softmax, log_softmax}
@@ -114,12 +114,8 @@ fn layer_norm_over_the_last_axis_is_recognised_and_near_misses_are_not() {
 #[test]
 fn recognised_layer_norm_gives_the_interpreters_results() {
     let m = module();
-    let weights = Weights::from_tensors(&m, init_weights(&m, 11)).expect("weights");
-    let mut model = Model::from_module(m.clone()).expect("model");
-    model.set_weights(weights.clone());
-    for threads in [1, 2] {
-        let mut session = model.session().expect("session");
-        session.set_threads(threads);
+    let (weights, sessions) = cpu_sessions(&m, 11);
+    for (threads, mut session) in sessions {
         for n in [0, 1, 3, 200] {
             let x = awkward_rows(n, 37)
                 .iter()
@@ -142,12 +138,7 @@ fn recognised_layer_norm_gives_the_interpreters_results() {
             ];
             let what = format!("norms, {n} rows at {threads} threads");
             for (name, w, g) in interpreter_and_cpu(&m, &weights, &mut session, "norms", &inputs, &what) {
-                for (i, (a, c)) in w.to_f64_vec().iter().zip(g.to_f64_vec()).enumerate() {
-                    assert!(
-                        (a - c).abs() <= 1e-5 * (1.0 + a.abs()),
-                        "{what}: {name}[{i}]: interpreter {a}, cpu {c}"
-                    );
-                }
+                assert_close(&format!("{what}: {name}"), &w, &g, 1e-5);
             }
         }
     }
@@ -168,12 +159,8 @@ fn awkward_rows(n: usize, d: usize) -> Vec<f32> {
 #[test]
 fn recognised_softmax_gives_the_interpreters_results() {
     let m = module();
-    let weights = Weights::from_tensors(&m, init_weights(&m, 3)).expect("weights");
-    let mut model = Model::from_module(m.clone()).expect("model");
-    model.set_weights(weights.clone());
-    for threads in [1, 2] {
-        let mut session = model.session().expect("session");
-        session.set_threads(threads);
+    let (weights, sessions) = cpu_sessions(&m, 3);
+    for (threads, mut session) in sessions {
         for (entry, n, d) in [
             ("rows", 6, 1),
             ("rows", 5, 17),

@@ -6,10 +6,10 @@
 use mlc_compiler::driver::compile_source_optimized;
 use mlc_compiler::lower::LowerOptions;
 use mlc_ir::{Access, KStmt, Module, Step};
-use mlc_runtime::{Model, Weights, init_inputs, init_weights};
+use mlc_runtime::init_inputs;
 
 mod common;
-use common::{bind, interpreter_and_cpu};
+use common::{assert_close, bind, cpu_sessions, interpreter_and_cpu};
 
 const SRC: &str = r#"
 import std.nn.{Linear, RMSNorm}
@@ -60,21 +60,13 @@ fn no_kernel_sums_the_whole_stream() {
 #[test]
 fn the_deep_model_gives_the_interpreters_results() {
     let m = module();
-    let weights = Weights::from_tensors(&m, init_weights(&m, 3)).expect("weights");
-    let mut model = Model::from_module(m.clone()).expect("model");
-    model.set_weights(weights.clone());
-    for threads in [1, 2] {
-        let mut session = model.session().expect("session");
-        session.set_threads(threads);
+    let (weights, sessions) = cpu_sessions(&m, 3);
+    for (threads, mut session) in sessions {
         for (b, t, seed) in [(1, 1, 1), (2, 5, 2)] {
             let inputs = init_inputs(&m.functions[0], &bind(&[("B", b), ("T", t)]), seed).expect("inputs");
-            for (name, w, g) in interpreter_and_cpu(&m, &weights, &mut session, "forward", &inputs, "forward") {
-                for (i, (a, c)) in w.to_f64_vec().iter().zip(g.to_f64_vec()).enumerate() {
-                    assert!(
-                        (a - c).abs() <= 1e-5 * (1.0 + a.abs()),
-                        "{name}[{i}] (B={b}, T={t}, {threads} threads): interpreter {a}, cpu {c}"
-                    );
-                }
+            let what = format!("B={b}, T={t}, {threads} threads");
+            for (name, w, g) in interpreter_and_cpu(&m, &weights, &mut session, "forward", &inputs, &what) {
+                assert_close(&format!("{name} ({what})"), &w, &g, 1e-5);
             }
         }
     }

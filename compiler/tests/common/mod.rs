@@ -61,3 +61,31 @@ pub fn interpreter_and_cpu(
 pub fn bind(pairs: &[(&str, i64)]) -> mlc_ir::Bindings {
     pairs.iter().map(|&(k, v)| (k.to_string(), v)).collect()
 }
+
+/// Seeded random weights (`seed`) for `m`, and sessions of a CPU model of it at 1 and 2
+/// threads.
+pub fn cpu_sessions(m: &mlc_ir::Module, seed: u64) -> (mlc_runtime::Weights, Vec<(usize, mlc_runtime::Session)>) {
+    let weights = mlc_runtime::Weights::from_tensors(m, mlc_runtime::init_weights(m, seed)).expect("weights");
+    let mut model = mlc_runtime::Model::from_module(m.clone()).expect("model");
+    model.set_weights(weights.clone());
+    let sessions = [1, 2]
+        .into_iter()
+        .map(|threads| {
+            let mut session = model.session().expect("session");
+            session.set_threads(threads);
+            (threads, session)
+        })
+        .collect();
+    (weights, sessions)
+}
+
+/// Asserts that every element of `got` is within `tol * (1 + |want|)` of `want`'s (`what`
+/// names the output in the message).
+pub fn assert_close(what: &str, want: &mlc_runtime::Tensor, got: &mlc_runtime::Tensor, tol: f64) {
+    for (i, (a, c)) in want.to_f64_vec().iter().zip(got.to_f64_vec()).enumerate() {
+        assert!(
+            (a - c).abs() <= tol * (1.0 + a.abs()),
+            "{what}[{i}]: interpreter {a}, cpu {c}"
+        );
+    }
+}
