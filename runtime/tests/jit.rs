@@ -1785,9 +1785,9 @@ fn softmax_with_the_stored_exp_term_matches_direct_softmax() {
     }
 }
 
-/// A module of many kernels is compiled in shares on several threads: every kernel keeps its
-/// index and name, and computes its own function. A kernel the backend refuses fails the whole
-/// module with its name, whichever share it is in.
+/// A module of many kernels is compiled on several threads: every kernel keeps its index and
+/// name, and computes its own function. A kernel the backend refuses fails the whole module
+/// with its name, whichever thread compiled it.
 #[test]
 fn many_kernels_compile_in_parallel_shares_in_order() {
     let count = 21;

@@ -6,7 +6,7 @@ use mlc_compiler::example::Example;
 use mlc_runtime::{RunOptions, Weights};
 
 use crate::CliError;
-use crate::commands::{load_module_timed, parse_bindings, parse_ranges, pick_entry, random_inputs};
+use crate::commands::{PhaseClock, load_module_timed, parse_bindings, parse_ranges, pick_entry, random_inputs};
 use crate::options::{Backend, BenchArgs};
 
 pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
@@ -33,18 +33,16 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
     // Compile time: parse, lower, optimise, plan, and (for the CPU) JIT every kernel, each
     // phase timed too; weights and inputs are made outside the clock.
     let t0 = Instant::now();
-    let mut phases = Vec::new();
-    let module = load_module_timed(&path, &set, entry_name.as_deref(), &mut phases)?;
-    let t = Instant::now();
+    let mut clock = PhaseClock::start();
+    let module = load_module_timed(&path, &set, entry_name.as_deref(), &mut clock)?;
     let plan = mlc_sched::plan_module(&module).map_err(|e| CliError::Internal(e.to_string()))?;
-    phases.push(("plan", t.elapsed().as_secs_f64() * 1e3));
+    clock.lap("plan");
     // The CPU model takes the module and plan (no copies on the clock); the interpreter runs
     // the module.
-    let t = Instant::now();
     let mut compiled = match a.backend {
         Backend::Cpu => {
             let model = mlc_runtime::Model::from_plan(module, plan)?;
-            phases.push(("codegen", t.elapsed().as_secs_f64() * 1e3));
+            clock.lap("codegen");
             Compiled::Cpu(model)
         }
         _ => Compiled::Interp(module, plan),
@@ -122,7 +120,7 @@ pub fn bench(a: &BenchArgs) -> Result<(), CliError> {
         "runs_per_s": 1e3 / median,
         "items_per_s": batch * 1e3 / median,
         "compile_ms": compile_ms,
-        "compile_phases_ms": phases.into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v))).collect::<serde_json::Map<String, serde_json::Value>>(),
+        "compile_phases_ms": clock.phases.into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v))).collect::<serde_json::Map<String, serde_json::Value>>(),
         "arena_peak_bytes": arena,
     });
     println!("{line}");

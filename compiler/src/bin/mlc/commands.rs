@@ -364,31 +364,50 @@ fn stats_of(
 
 /// Loads a module from a `.dsl` file (compiled and optimised) or a package.
 pub fn load_module(path: &Path, set: &[String], entry: Option<&str>) -> Result<Module, CliError> {
-    load_module_timed(path, set, entry, &mut Vec::new())
+    load_module_timed(path, set, entry, &mut PhaseClock::start())
 }
 
-/// [`load_module`], appending each phase's name and wall time in milliseconds to `phases`:
-/// `parse`, `lower` (with verification) and `optimize` (the passes, verified) for a `.dsl`
-/// file; `load` for a package.
+/// Wall time per compile phase: each [`PhaseClock::lap`] records, in milliseconds, the time
+/// since the previous lap (or the start).
+pub struct PhaseClock {
+    since: std::time::Instant,
+    /// The phases timed so far, in order.
+    pub phases: Vec<(&'static str, f64)>,
+}
+
+impl PhaseClock {
+    /// A clock starting now, with no phase yet.
+    pub fn start() -> PhaseClock {
+        PhaseClock {
+            since: std::time::Instant::now(),
+            phases: Vec::new(),
+        }
+    }
+
+    /// Ends phase `name` now; the next one starts.
+    pub fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.phases.push((name, (now - self.since).as_secs_f64() * 1e3));
+        self.since = now;
+    }
+}
+
+/// [`load_module`], timing its phases on `clock`: `parse`, `lower` (with verification) and
+/// `optimize` (the passes, verified) for a `.dsl` file; `load` for a package.
 pub fn load_module_timed(
     path: &Path,
     set: &[String],
     entry: Option<&str>,
-    phases: &mut Vec<(&'static str, f64)>,
+    clock: &mut PhaseClock,
 ) -> Result<Module, CliError> {
-    let mut clock = std::time::Instant::now();
-    let mut lap = |name: &'static str, phases: &mut Vec<(&'static str, f64)>| {
-        phases.push((name, clock.elapsed().as_secs_f64() * 1e3));
-        clock = std::time::Instant::now();
-    };
     if path.extension().is_some_and(|e| e == "dsl") {
         let opts = lower_options(set, entry)?;
         let program = mlc_compiler::driver::load_file(path)?;
-        lap("parse", phases);
+        clock.lap("parse");
         let mut module = mlc_compiler::driver::lower_loaded(program, &opts)?.module;
-        lap("lower", phases);
+        clock.lap("lower");
         optimize(&mut module)?;
-        lap("optimize", phases);
+        clock.lap("optimize");
         Ok(module)
     } else {
         if !set.is_empty() {
@@ -397,7 +416,7 @@ pub fn load_module_timed(
             ));
         }
         let module = mlc_runtime::package::load(path)?;
-        lap("load", phases);
+        clock.lap("load");
         Ok(module)
     }
 }

@@ -157,9 +157,8 @@ impl JitModule {
 
     /// Compiles `kernels` with the further switches of `tuning`. Kernels with the same
     /// [`mlc_ir::CodeKey`] (a model's repeated layers give many) share one compiled function.
-    /// Kernels compile independently, so a large set is split into contiguous shares compiled
-    /// on several threads at once (each into a module of its own); the code of each kernel is
-    /// the same either way.
+    /// Functions compile independently, so with many of them several threads compile at once,
+    /// each into a module of its own; the code of each kernel is the same either way.
     pub fn compile_tuned(kernels: &[KernelFn], opts: &JitOptions, tuning: &JitTuning) -> Result<JitModule, JitError> {
         let mut first_with_key: HashMap<CodeKey<'_>, usize> = HashMap::new();
         let mut unique: Vec<&KernelFn> = Vec::new();
