@@ -8,7 +8,8 @@ MiniLM (all-MiniLM-L6-v2, sentences/s, tokenization included everywhere):
   sentence-transformers  SentenceTransformer.encode (PyTorch eager)
   onnxruntime            the BertModel exported with torch.onnx, mean pooling in numpy
 SmolLM2-135M-Instruct (Q4_1 GGUF; prefill and decode tokens/s, greedy):
-  mlc                    target/release/smollm2-generate --stats (weights dequantised to f32)
+  mlc                    target/release/smollm2-generate --stats (weights dequantised to f32 for
+                         the prompt; decoding steps read the Q4_1/Q8_0 blocks)
   transformers           LlamaForCausalLM from the same GGUF (dequantised to f32), KV cache
   llama.cpp              llama-cpp-python (runs the Q4_1 weights as they are)
 Each figure is the best of N rounds (other processes only ever slow a run down).

@@ -55,6 +55,10 @@ struct Args {
     /// Print load time and tokens per second to standard error.
     #[arg(long)]
     stats: bool,
+    /// Decode with the dequantised f32 weights only (by default, products with few rows read
+    /// the file's Q8_0/Q4_1 blocks).
+    #[arg(long)]
+    f32_weights: bool,
 }
 
 fn main() -> ExitCode {
@@ -78,7 +82,7 @@ fn run(args: &Args) -> Result<(), ExampleError> {
         None => SMOLLM2.locate()?,
     };
     let started = Instant::now();
-    let mut model = SmolLm2::load(&path, args.backend)?;
+    let mut model = SmolLm2::load_with(&path, args.backend, !args.f32_weights)?;
     if let Some(n) = args.threads {
         model.set_threads(n);
     }

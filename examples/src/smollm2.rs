@@ -20,7 +20,7 @@
 
 use std::path::Path;
 
-use mlc_runtime::{GgufFile, Tensor, Weights};
+use mlc_runtime::{GgufFile, QuantMatrix, Tensor, Weights};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{BPE, Vocab};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
@@ -130,8 +130,30 @@ pub fn model_name(gguf_name: &str) -> Option<String> {
     Some(format!("layers.{layer}.{inner}"))
 }
 
-/// Undoes llama.cpp's RoPE row permutation of a `[heads * dh, cols]` projection: within each
-/// head, GGUF row `2 i + s` is model row `s * dh / 2 + i` (s = 0, 1; i < dh / 2).
+/// llama.cpp's RoPE row permutation of a `[rows, cols]` q/k projection with `heads` heads, as
+/// the GGUF row that each model row comes from: within each head, GGUF row `2 i + s` is model
+/// row `s * dh / 2 + i` (s = 0, 1; i < dh / 2).
+pub fn rope_row_order(rows: usize, heads: usize) -> Result<Vec<usize>, ExampleError> {
+    if heads == 0 || !rows.is_multiple_of(2 * heads) {
+        return Err(ExampleError::Input(format!(
+            "a q/k projection with {rows} rows does not split into {heads} heads of even size"
+        )));
+    }
+    let dh = rows / heads;
+    let half = dh / 2;
+    let mut from = vec![0; rows];
+    for h in 0..heads {
+        for i in 0..half {
+            for s in 0..2 {
+                from[h * dh + s * half + i] = h * dh + 2 * i + s;
+            }
+        }
+    }
+    Ok(from)
+}
+
+/// Undoes llama.cpp's RoPE row permutation (see [`rope_row_order`]) of a `[heads * dh, cols]`
+/// projection.
 pub fn unpermute_rope_rows(t: &Tensor, heads: usize) -> Result<Tensor, ExampleError> {
     let (rows, cols) = match t.shape() {
         [r, c] => (*r, *c),
@@ -141,27 +163,26 @@ pub fn unpermute_rope_rows(t: &Tensor, heads: usize) -> Result<Tensor, ExampleEr
             )));
         }
     };
-    if heads == 0 || rows % (2 * heads) != 0 {
-        return Err(ExampleError::Input(format!(
-            "a q/k projection with {rows} rows does not split into {heads} heads of even size"
-        )));
-    }
+    let order = rope_row_order(rows, heads)?;
     let src = t
         .as_f32()
         .ok_or_else(|| ExampleError::Input("a q/k projection is not f32".into()))?;
-    let dh = rows / heads;
-    let half = dh / 2;
-    let mut out = vec![0f32; rows * cols];
-    for h in 0..heads {
-        for i in 0..half {
-            for s in 0..2 {
-                let from = h * dh + 2 * i + s;
-                let to = h * dh + s * half + i;
-                out[to * cols..(to + 1) * cols].copy_from_slice(&src[from * cols..(from + 1) * cols]);
-            }
-        }
+    let mut out = Vec::with_capacity(rows * cols);
+    for from in order {
+        out.extend_from_slice(&src[from * cols..(from + 1) * cols]);
     }
     Ok(Tensor::from_f32(&[rows, cols], out))
+}
+
+/// The heads of a q/k projection (whose rows the GGUF file permutes), `None` for other weights.
+fn rope_heads(name: &str, config: &LlamaConfig) -> Option<usize> {
+    if name.ends_with("q_proj.weight") {
+        Some(config.heads)
+    } else if name.ends_with("k_proj.weight") {
+        Some(config.kv_heads)
+    } else {
+        None
+    }
 }
 
 /// Every tensor of `file` the model uses, under the model's names, dequantised to f32 and with
@@ -173,14 +194,32 @@ pub fn load_weights(file: &GgufFile, config: &LlamaConfig) -> Result<Vec<(String
             continue;
         };
         let t = file.tensor(info.name())?;
-        let t = if name.ends_with("q_proj.weight") {
-            unpermute_rope_rows(&t, config.heads)?
-        } else if name.ends_with("k_proj.weight") {
-            unpermute_rope_rows(&t, config.kv_heads)?
-        } else {
-            t
+        let t = match rope_heads(&name, config) {
+            Some(heads) => unpermute_rope_rows(&t, heads)?,
+            None => t,
         };
         named.push((name, t));
+    }
+    Ok(named)
+}
+
+/// The matrices of `file` the model uses that are stored in `Q8_0` or `Q4_1` blocks, kept in
+/// blocks (rows un-permuted like [`load_weights`]'s), under the model's names: what
+/// [`Weights::attach_quantized`] takes.
+pub fn load_quantized(file: &GgufFile, config: &LlamaConfig) -> Result<Vec<(String, QuantMatrix)>, ExampleError> {
+    let mut named = Vec::new();
+    for info in file.tensors() {
+        let Some(name) = model_name(info.name()) else {
+            continue;
+        };
+        let Some(q) = file.quantized(info.name())? else {
+            continue;
+        };
+        let q = match rope_heads(&name, config) {
+            Some(heads) => q.select_rows(&rope_row_order(q.rows(), heads)?),
+            None => q,
+        };
+        named.push((name, q));
     }
     Ok(named)
 }
@@ -264,18 +303,33 @@ struct KvCache {
 }
 
 impl SmolLm2 {
-    /// Reads `path` (a LLaMA GGUF file), dequantises its weights and compiles the model.
+    /// Reads `path` (a LLaMA GGUF file), dequantises its weights and compiles the model; the
+    /// weights stored in blocks are kept in blocks too, for decoding (see
+    /// [`SmolLm2::load_with`]).
     pub fn load(path: &Path, backend: Backend) -> Result<SmolLm2, ExampleError> {
+        SmolLm2::load_with(path, backend, true)
+    }
+
+    /// As [`SmolLm2::load`]; with `keep_blocks` false, every product reads the dequantised
+    /// `f32` weights.
+    pub fn load_with(path: &Path, backend: Backend, keep_blocks: bool) -> Result<SmolLm2, ExampleError> {
         let file = GgufFile::open(path)?;
         let config = LlamaConfig::from_gguf(&file)?;
         let tokenizer = tokenizer_from_gguf(&file)?;
         let eos = file.get_u32("tokenizer.ggml.eos_token_id")?;
         let set = config.overrides();
         let mut model = compile("smollm2/model.dsl", MODEL_DSL, &set)?;
-        let weights = Weights::from_tensors(model.module(), load_weights(&file, &config)?).map_err(|errs| {
+        let mut weights = Weights::from_tensors(model.module(), load_weights(&file, &config)?).map_err(|errs| {
             let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
             ExampleError::Input(format!("{}: {}", file.path(), lines.join("; ")))
         })?;
+        if keep_blocks {
+            for (name, q) in load_quantized(&file, &config)? {
+                weights
+                    .attach_quantized(&name, q)
+                    .map_err(|e| ExampleError::Input(format!("{}: {e}", file.path())))?;
+            }
+        }
         model.set_weights(weights);
         Ok(SmolLm2 {
             tokenizer,

@@ -3,17 +3,23 @@
 //!
 //! ```text
 //! cargo run --release -p mlc-kernels --example gemm_bench -- [--threads 1,2] [--json] [--quick]
-//!     [--variant avx512|avx2|portable] [--shapes sq|skinny|all]
+//!     [--variant avx512|avx2|portable] [--shapes sq|skinny|all|MxKxN,...] [--quant]
 //! ```
 //!
 //! `bench/gemm.sh` runs it with `--json` beside numpy and prints the comparison table. Columns:
 //! `rowmajor` (B given as `[K,N]`, packed per call as a BLAS would), `transposed` (B given as a
 //! Linear weight `[N,K]`), `prepacked` (B packed once with `PackedB`).
+//!
+//! `--quant` times the skinny shapes (`M <= 16`) with the Linear weight in `f32` and block-quantised
+//! (`gemm_quantized`, 8-bit and 4-bit blocks), in GFLOP/s and in GB/s of weight bytes read.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use mlc_kernels::{GemmOpts, KernelVariant, MatMut, MatRef, PackedB, ThreadPool, gemm, gemm_prepacked};
+use mlc_kernels::{
+    GemmOpts, KernelVariant, MatMut, MatRef, PackedB, QuantFormat, QuantMatrix, ThreadPool, gemm, gemm_prepacked,
+    gemm_quantized,
+};
 
 fn rand_vec(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -161,6 +167,7 @@ struct Args {
     quick: bool,
     variant: Option<KernelVariant>,
     shapes: String,
+    quant: bool,
 }
 
 fn parse_args() -> Args {
@@ -170,6 +177,7 @@ fn parse_args() -> Args {
         quick: false,
         variant: None,
         shapes: "all".into(),
+        quant: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -184,6 +192,7 @@ fn parse_args() -> Args {
             }
             "--json" => args.json = true,
             "--quick" => args.quick = true,
+            "--quant" => args.quant = true,
             "--variant" => {
                 args.variant = Some(match it.next().expect("--variant NAME").as_str() {
                     "avx512" => KernelVariant::Avx512,
@@ -249,6 +258,10 @@ fn main() {
         }
     }
 
+    if args.quant {
+        quant_table(&args, &shapes, variant, budget);
+        return;
+    }
     for &threads in &args.threads {
         let pool = ThreadPool::new(threads);
         for &(m, k, n) in &shapes {
@@ -298,6 +311,82 @@ fn main() {
                     g_row,
                     g_t,
                     g_p
+                );
+            }
+        }
+    }
+}
+
+/// A random block-quantised `[n, k]` weight (`k` a multiple of 32).
+fn random_quant(format: QuantFormat, n: usize, k: usize) -> QuantMatrix {
+    let blocks = n * k / 32;
+    let scales = rand_vec(blocks, 4).iter().map(|x| x * 0.1).collect();
+    let mins = if format.has_min() {
+        rand_vec(blocks, 5)
+    } else {
+        Vec::new()
+    };
+    let quants = rand_vec(blocks * format.quant_bytes(), 6)
+        .iter()
+        .map(|x| ((x + 0.5) * 255.0) as u8)
+        .collect();
+    QuantMatrix::new(format, n, k, scales, mins, quants).expect("consistent parts")
+}
+
+/// `--quant`: skinny products with an `f32` Linear weight against 8-bit and 4-bit blocks.
+fn quant_table(args: &Args, shapes: &[(usize, usize, usize)], variant: KernelVariant, budget: Duration) {
+    if !args.json {
+        println!(
+            "{:<22} {:>3} {:>16} {:>16} {:>16}   (GFLOP/s, weight GB/s)",
+            "shape (MxKxN)", "thr", "f32 W^T", "8-bit blocks", "4-bit blocks"
+        );
+    }
+    for &threads in &args.threads {
+        let pool = ThreadPool::new(threads);
+        for &(m, k, n) in shapes.iter().filter(|s| s.0 <= 16 && s.1 % 32 == 0) {
+            let a = rand_vec(m * k, 1);
+            let w = rand_vec(n * k, 3);
+            let q8 = random_quant(QuantFormat::Int8, n, k);
+            let q4 = random_quant(QuantFormat::Nibble, n, k);
+            let mut c = vec![0.0f32; m * n];
+            let opts = GemmOpts {
+                variant: Some(variant),
+                ..GemmOpts::default()
+            };
+            let flops = 2.0 * (m * n * k) as f64;
+            let mut run = |which: u8| {
+                let t = best_time(budget, || {
+                    let cm = MatMut::new(&mut c, m, n, n);
+                    let av = MatRef::new(&a, m, k, k);
+                    match which {
+                        0 => gemm(&pool, av, MatRef::transposed(&w, k, n, k), cm, &opts),
+                        1 => gemm_quantized(&pool, av, &q8, cm, &opts),
+                        _ => gemm_quantized(&pool, av, &q4, cm, &opts),
+                    }
+                    black_box(&mut c);
+                });
+                let bytes = match which {
+                    0 => n * k * 4,
+                    1 => q8.byte_size(),
+                    _ => q4.byte_size(),
+                };
+                (flops / t / 1e9, bytes as f64 / t / 1e9)
+            };
+            let (f, q8r, q4r) = (run(0), run(1), run(2));
+            if args.json {
+                println!(
+                    "{{\"kind\":\"quant\",\"m\":{m},\"k\":{k},\"n\":{n},\"threads\":{threads},\"f32\":[{:.2},{:.2}],\"int8\":[{:.2},{:.2}],\"nibble\":[{:.2},{:.2}]}}",
+                    f.0, f.1, q8r.0, q8r.1, q4r.0, q4r.1
+                );
+            } else {
+                let cell = |(g, b): (f64, f64)| format!("{g:7.1} {b:7.1}");
+                println!(
+                    "{:<22} {:>3} {:>16} {:>16} {:>16}",
+                    format!("{m}x{k}x{n}"),
+                    threads,
+                    cell(f),
+                    cell(q8r),
+                    cell(q4r)
                 );
             }
         }

@@ -29,6 +29,7 @@ pub mod weights;
 pub use error::RuntimeError;
 pub use gguf::GgufFile;
 pub use interp::{RunOptions, run};
+pub use mlc_kernels::{QuantFormat, QuantMatrix};
 pub use model::{Model, Session};
 pub use safetensors_io::TensorFile;
 pub use tensor::{Data, Tensor};

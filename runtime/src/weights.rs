@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use mlc_ir::{Bindings, DType, Function, Init, Module, Op, ParamDecl};
-use mlc_kernels::{PackedB, normal_f32, uniform_f32};
+use mlc_kernels::{PackedB, QuantMatrix, normal_f32, uniform_f32};
 
 use crate::error::RuntimeError;
 use crate::interp::{RunOptions, check_extent, eval_shape};
@@ -27,6 +27,14 @@ pub enum WeightError {
     /// The tensor is present with the right type but could not be read.
     #[error("weight `{name}`: {message}")]
     Unreadable { name: String, message: String },
+    /// A block-quantised copy of a weight does not hold the weight's values.
+    #[error("weight `{name}`: its quantised copy differs at element {index}: {quantized} instead of {value}")]
+    QuantizedDiffers {
+        name: String,
+        index: usize,
+        value: f32,
+        quantized: f32,
+    },
 }
 
 /// The weights of a module, checked against its parameter declarations.
@@ -36,6 +44,8 @@ pub struct Weights {
     unused: Vec<String>,
     /// Weights packed as GEMM `B` operands, made on their second use (see [`Weights::packed`]).
     packed: PackedCache,
+    /// Block-quantised copies of weights (see [`Weights::attach_quantized`]).
+    quantized: HashMap<String, Arc<QuantMatrix>>,
 }
 
 /// `(name, transposed)` to the packed weight, or to `None` after its first use. Shared by every
@@ -116,6 +126,7 @@ impl Weights {
             tensors,
             unused: unused_tensors(module, file.names()),
             packed: PackedCache::default(),
+            quantized: HashMap::new(),
         })
     }
 
@@ -152,6 +163,7 @@ impl Weights {
             tensors,
             unused: unused_tensors(module, names.iter().map(String::as_str)),
             packed: PackedCache::default(),
+            quantized: HashMap::new(),
         })
     }
 
@@ -195,6 +207,60 @@ impl Weights {
         Some(slot.get_or_insert(packed).clone())
     }
 
+    /// Keeps `q`, the same matrix as the bound `f32[rows, cols]` parameter `name` in blocks (from
+    /// [`GgufFile::quantized`](crate::GgufFile::quantized)), beside it for the model's life.
+    /// Products with few rows (`M <= 16`: decoding) that read the parameter as a Linear weight,
+    /// `x @ transpose(name)`, then read the blocks, several times fewer bytes, instead of the
+    /// `f32` values; everything else still reads the `f32` tensor.
+    ///
+    /// The blocks must hold the parameter's values exactly (each dequantised value equal to the
+    /// bound one), so the backends keep agreeing: this is checked here, element by element.
+    pub fn attach_quantized(&mut self, name: &str, q: QuantMatrix) -> Result<(), WeightError> {
+        let found = format!("{:?} blocks [{}, {}]", q.format(), q.rows(), q.cols());
+        let Some(t) = self.tensors.get(name) else {
+            return Err(WeightError::Missing {
+                name: name.to_string(),
+                expected: found,
+            });
+        };
+        let (Some(values), &[rows, cols]) = (t.as_f32(), t.shape()) else {
+            return Err(WeightError::Mismatch {
+                name: name.to_string(),
+                expected: t.type_string(),
+                found,
+            });
+        };
+        if (rows, cols) != (q.rows(), q.cols()) {
+            return Err(WeightError::Mismatch {
+                name: name.to_string(),
+                expected: t.type_string(),
+                found,
+            });
+        }
+        let mut row = vec![0.0f32; cols];
+        for (r, want) in values.chunks_exact(cols.max(1)).enumerate().take(rows) {
+            q.dequantize_row(r, &mut row);
+            if bits(&row) == bits(want) {
+                continue;
+            }
+            if let Some(c) = (0..cols).find(|&c| row[c].to_bits() != want[c].to_bits()) {
+                return Err(WeightError::QuantizedDiffers {
+                    name: name.to_string(),
+                    index: r * cols + c,
+                    value: want[c],
+                    quantized: row[c],
+                });
+            }
+        }
+        self.quantized.insert(name.to_string(), Arc::new(q));
+        Ok(())
+    }
+
+    /// The block-quantised copy of parameter `name`, if one was attached.
+    pub(crate) fn quantized(&self, name: &str) -> Option<&QuantMatrix> {
+        self.quantized.get(name).map(|q| q.as_ref())
+    }
+
     /// Names of tensors in the source that the module does not declare, sorted. Usually a sign
     /// of a naming mismatch between the model and the checkpoint; callers may warn.
     pub fn unused(&self) -> &[String] {
@@ -210,6 +276,13 @@ impl Weights {
     pub fn is_empty(&self) -> bool {
         self.tensors.is_empty()
     }
+}
+
+/// The bytes of `f32` values, so that a comparison is bitwise (`-0.0` differs from `0.0`, a NaN
+/// equals itself) and runs at memory speed.
+fn bits(v: &[f32]) -> &[u8] {
+    // SAFETY: initialised f32s are initialised bytes; the length covers the same memory.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
 /// The names among `names` that `module` does not declare as parameters, sorted and unique.

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use half::f16;
-use mlc_runtime::RuntimeError;
 use mlc_runtime::gguf::{GgmlType, GgufFile, MetaArray, MetaType, MetaValue, dequantize};
+use mlc_runtime::{QuantFormat, RuntimeError};
 
 // ---------------------------------------------------------------- a tiny GGUF writer
 
@@ -268,6 +268,44 @@ fn q8_0_blocks_by_hand() {
     }
     assert_eq!(got[0], -32.0);
     assert_eq!(got[31], 30.0);
+}
+
+#[test]
+fn q8_0_and_q4_1_matrices_kept_in_blocks() {
+    // Row 0: d = 0.5, q = i - 16; row 1: d = -2, q = 3 (ne = [32, 2], shape [2, 32]).
+    let mut bytes = f16_bytes(0.5).to_vec();
+    bytes.extend((0..32).map(|i| (i - 16) as i8 as u8));
+    bytes.extend(f16_bytes(-2.0));
+    bytes.extend([3u8; 32]);
+    let f = Builder::new()
+        .tensor("q8", &[32, 2], Q8_0, &bytes)
+        .tensor("vec", &[64], Q8_0, &bytes)
+        .tensor("f", &[2, 2], F32, &f32_bytes(&[1.0, 2.0, 3.0, 4.0]))
+        .open()
+        .unwrap();
+    let q = f.quantized("q8").unwrap().expect("a Q8_0 matrix");
+    assert_eq!((q.format(), q.rows(), q.cols()), (QuantFormat::Int8, 2, 32));
+    let got = q.dequantize();
+    for i in 0..32 {
+        assert_eq!(got[i], (i as f32 - 16.0) * 0.5);
+        assert_eq!(got[32 + i], -6.0);
+    }
+    // Rank 1 and unquantised tensors are not matrices of blocks.
+    assert!(f.quantized("vec").unwrap().is_none());
+    assert!(f.quantized("f").unwrap().is_none());
+    assert!(matches!(f.quantized("nope"), Err(RuntimeError::NoSuchTensor { .. })));
+    // The fixture's Q4_1 matrix, in blocks, holds gguf-py's values bit for bit; Q4_0 is not
+    // kept in blocks.
+    let f = GgufFile::open(data_dir().join("fixture.gguf")).unwrap();
+    let expected = mlc_runtime::safetensors_io::load(data_dir().join("fixture_expected.safetensors")).unwrap();
+    let q = f.quantized("q4_1.mat").unwrap().expect("a Q4_1 matrix");
+    assert_eq!(q.format(), QuantFormat::Nibble);
+    let want = expected.get("q4_1.mat").unwrap();
+    assert_eq!(&[q.rows(), q.cols()], want.shape());
+    for (i, (a, b)) in q.dequantize().iter().zip(want.to_f32_vec()).enumerate() {
+        assert_eq!(a.to_bits(), b.to_bits(), "q4_1.mat[{i}]: mlc {a}, gguf-py {b}");
+    }
+    assert!(f.quantized("q4_0.mat").unwrap().is_none());
 }
 
 #[test]

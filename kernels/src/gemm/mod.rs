@@ -64,6 +64,13 @@ mod microkernel_avx2;
 mod microkernel_avx512;
 mod microkernel_portable;
 mod pack;
+mod quant;
+#[cfg(target_arch = "x86_64")]
+mod quant_avx2;
+#[cfg(target_arch = "x86_64")]
+mod quant_avx512;
+#[cfg(test)]
+mod quant_tests;
 #[cfg(test)]
 mod tests;
 
@@ -73,6 +80,7 @@ pub use batched::{BatchMatMut, BatchMatRef, gemm_batched};
 pub use driver::SKINNY_M;
 pub use epilogue::{Activation, Epilogue, Residual};
 pub use pack::PackedB;
+pub use quant::{QBLOCK, QuantError, QuantFormat, QuantMatrix, gemm_quantized};
 
 use crate::threadpool::ThreadPool;
 

@@ -4,7 +4,7 @@ use super::*;
 use crate::threadpool::ThreadPool;
 
 /// Deterministic values in [-1, 1).
-fn rand_vec(len: usize, seed: u64) -> Vec<f32> {
+pub(super) fn rand_vec(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
     (0..len)
         .map(|_| {
@@ -16,7 +16,7 @@ fn rand_vec(len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn variants() -> Vec<KernelVariant> {
+pub(super) fn variants() -> Vec<KernelVariant> {
     [KernelVariant::Avx512, KernelVariant::Avx2Fma, KernelVariant::Portable]
         .into_iter()
         .filter(|v| v.is_supported())
@@ -123,7 +123,7 @@ impl Case {
     }
 }
 
-fn act_ref(act: Activation, x: f64) -> f64 {
+pub(super) fn act_ref(act: Activation, x: f64) -> f64 {
     // The f32 formulas are tested against f64 in `epilogue`; here the reference applies the same
     // activation in f32 to the f64 result.
     f64::from(act.apply(x as f32))
@@ -246,7 +246,7 @@ fn check_case_tuned(
     }
 }
 
-fn pools() -> [ThreadPool; 2] {
+pub(super) fn pools() -> [ThreadPool; 2] {
     [ThreadPool::new(1), ThreadPool::new(2)]
 }
 

@@ -11,6 +11,7 @@ use mlc_ir::{Activation, BufId, BufKind, DType, Dim, MatMulEpilogue, Op, Origin,
 use mlc_kernels::gemm::SKINNY_M;
 use mlc_kernels::{
     BatchMatMut, BatchMatRef, Epilogue, GemmOpts, MatMut, MatRef, Residual, gemm, gemm_batched, gemm_prepacked,
+    gemm_quantized,
 };
 
 use super::buffers::BufferTable;
@@ -146,6 +147,13 @@ impl Exec<'_> {
             _ => None,
         };
         let packed = weight.and_then(|name| self.weights.packed(name, b_transposed));
+        // A few rows times a Linear weight with a block-quantised copy: read the blocks.
+        let quantized = match &plan.bufs[b as usize].kind {
+            BufKind::Param(name) if rows <= SKINNY_M && b_transposed && shape_b.len() == 2 => {
+                self.weights.quantized(name).filter(|q| q.cols() == k && q.rows() == n)
+            }
+            _ => None,
+        };
         let sa_batch = batch_strides(&shape_a[..shape_a.len() - 2], &d.batch, m * k);
         let sb_batch = batch_strides(&shape_b[..shape_b.len() - 2], &d.batch, k * n);
         let sc_batch = batch_strides(&d.batch, &d.batch, m * n);
@@ -195,6 +203,12 @@ impl Exec<'_> {
             },
             ..GemmOpts::default()
         };
+        if let Some(q) = quantized {
+            let a = MatRef::new(xa, rows, k, k);
+            let c = MatMut::new(o, rows, n, n);
+            gemm_quantized(self.pool, a, q, c, &epilogue_opts(&[]));
+            return Ok(());
+        }
         if weight.is_some() {
             let a = MatRef::new(xa, rows, k, k);
             let c = MatMut::new(o, rows, n, n);

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use half::f16;
+use mlc_kernels::{QuantFormat, QuantMatrix, gemm::QuantError};
 
 /// A ggml tensor element type (`ggml_type`), by its id in the file.
 ///
@@ -351,4 +352,33 @@ fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> bool {
         _ => return false,
     }
     true
+}
+
+/// The `rows x cols` matrix of `Q8_0` or `Q4_1` blocks in `bytes`, kept in blocks with its
+/// scales (and minimums) widened to `f32`; `Ok(None)` for another type. `Err` when `bytes` does
+/// not hold exactly the matrix's blocks.
+pub fn blocks(ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Option<QuantMatrix>, QuantError> {
+    let half = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]).to_f32();
+    let (format, size) = match ty {
+        GgmlType::Q8_0 => (QuantFormat::Int8, 34),
+        GgmlType::Q4_1 => (QuantFormat::Nibble, 20),
+        _ => return Ok(None),
+    };
+    let count = bytes.len() / size;
+    let mut scales = Vec::with_capacity(count);
+    let mut mins = Vec::with_capacity(if format.has_min() { count } else { 0 });
+    let mut quants = Vec::with_capacity(count * format.quant_bytes());
+    for b in bytes.chunks_exact(size) {
+        scales.push(half(&b[0..2]));
+        let q = if format.has_min() {
+            mins.push(half(&b[2..4]));
+            &b[4..]
+        } else {
+            &b[2..]
+        };
+        quants.extend_from_slice(q);
+    }
+    // A byte range of the wrong number of blocks shows as parts of the wrong length (the
+    // callers' ranges are whole blocks, computed from the shape).
+    QuantMatrix::new(format, rows, cols, scales, mins, quants).map(Some)
 }

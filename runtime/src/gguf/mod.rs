@@ -40,6 +40,7 @@ use std::ops::Deref;
 use std::path::Path;
 
 use memmap2::Mmap;
+use mlc_kernels::QuantMatrix;
 
 pub use ggml::{GgmlType, dequantize};
 pub use meta::{MetaArray, MetaType, MetaValue};
@@ -400,6 +401,25 @@ impl GgufFile {
         let bytes = self.bytes_of(info)?;
         let values = dequantize(info.ggml_type, bytes).ok_or_else(|| self.unsupported(info))?;
         Tensor::new(info.shape.clone(), Data::F32(values))
+    }
+
+    /// A rank-2 tensor stored in `Q8_0` or `Q4_1` blocks, kept in blocks (see
+    /// [`QuantMatrix`]): what [`Weights::attach_quantized`](crate::Weights::attach_quantized)
+    /// takes, so that products with few rows read the blocks instead of `f32` values. `None`
+    /// for a tensor of another type or rank.
+    ///
+    /// Errors: [`RuntimeError::NoSuchTensor`].
+    pub fn quantized(&self, name: &str) -> Result<Option<QuantMatrix>, RuntimeError> {
+        let info = self.lookup(name)?;
+        let &[rows, cols] = info.shape.as_slice() else {
+            return Ok(None);
+        };
+        let bytes = self.bytes_of(info)?;
+        let q = ggml::blocks(info.ggml_type, rows, cols, bytes).map_err(|e| RuntimeError::Gguf {
+            path: self.path.clone(),
+            message: format!("tensor `{name}`: {e}"),
+        })?;
+        Ok(q)
     }
 
     /// Every tensor, dequantised to `f32` one at a time, in file order, with its name.
