@@ -20,7 +20,7 @@
 
 use std::path::Path;
 
-use mlc_runtime::{GgufFile, QuantMatrix, Tensor, Weights};
+use mlc_runtime::{Data, GgufFile, QuantMatrix, Tensor, Weights};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{BPE, Vocab};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
@@ -295,11 +295,16 @@ pub struct SmolLm2 {
     engine: Engine,
 }
 
-/// The keys and values of the positions seen so far, `[n_layers, 1, kv_heads, len, dh]` each.
+/// The keys and values of the positions seen so far, `[n_layers, 1, kv_heads, len, dh]` each,
+/// and the buffers of the step before, which the next append fills (so that a decode step
+/// reuses memory instead of asking the system for fresh pages every token).
+#[derive(Default)]
 struct KvCache {
     k: Vec<f32>,
     v: Vec<f32>,
     len: usize,
+    spare_k: Vec<f32>,
+    spare_v: Vec<f32>,
 }
 
 impl SmolLm2 {
@@ -391,21 +396,30 @@ impl SmolLm2 {
                 .ok_or_else(|| ExampleError::Input(format!("`step` output {i} is missing or not f32")))
         };
         let (logits, new_k, new_v) = (get(0)?, get(1)?, get(2)?);
-        // Append: per (layer, head) row, the p old positions then the n new ones.
+        // Append: per (layer, head) row, the p old positions then the n new ones, into the
+        // spare buffers; the old cache becomes the next step's spare.
         let rows = layers * kvh;
-        let append = |old: &[f32], new: &[f32]| {
-            let mut merged = Vec::with_capacity(rows * (p + n) * dh);
+        let append = |merged: &mut Vec<f32>, old: &[f32], new: &[f32]| {
+            merged.clear();
+            merged.reserve(rows * (p + n) * dh);
             for r in 0..rows {
                 merged.extend_from_slice(&old[r * p * dh..(r + 1) * p * dh]);
                 merged.extend_from_slice(&new[r * n * dh..(r + 1) * n * dh]);
             }
-            merged
         };
         let past = |i: usize| inputs[i].1.as_f32().unwrap_or_default();
-        cache.k = append(past(1), new_k);
-        cache.v = append(past(2), new_v);
+        append(&mut cache.spare_k, past(1), new_k);
+        append(&mut cache.spare_v, past(2), new_v);
+        let logits = logits.to_vec();
+        let [_, (_, old_k), (_, old_v)] = inputs;
+        let old = |t: Tensor| match t.into_data() {
+            Data::F32(v) => v,
+            _ => Vec::new(),
+        };
+        cache.k = std::mem::replace(&mut cache.spare_k, old(old_k));
+        cache.v = std::mem::replace(&mut cache.spare_v, old(old_v));
         cache.len = p + n;
-        Ok(logits.to_vec())
+        Ok(logits)
     }
 
     /// Generates up to `max_new` tokens after `prompt` (ids), stopping after the end-of-sequence
@@ -426,11 +440,7 @@ impl SmolLm2 {
                 self.config.vocab
             )));
         }
-        let mut cache = KvCache {
-            k: Vec::new(),
-            v: Vec::new(),
-            len: 0,
-        };
+        let mut cache = KvCache::default();
         let mut out = Vec::new();
         let mut logits = self.step(prompt, &mut cache)?;
         for i in 0..max_new {

@@ -143,29 +143,19 @@ impl QuantMatrix {
         self.cols / QBLOCK
     }
 
-    /// Asks the CPU to start loading row `r`'s blocks, scales and minimums into the caches.
+    /// Asks the CPU to start loading the blocks, scales and minimums of `rows` (clamped to the
+    /// matrix) into the caches: one prefetch per cache line of each of the three arrays, where
+    /// the rows are contiguous.
     #[inline]
-    fn prefetch_row(&self, r: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let nb = self.blocks_per_row();
-            let qrow = nb * self.format.quant_bytes();
-            let lines = |bytes: &[u8]| {
-                for off in (0..bytes.len()).step_by(64) {
-                    // SAFETY: a prefetch of an address inside the slice; it never faults.
-                    unsafe { _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(off) as *const i8) };
-                }
-            };
-            lines(&self.quants[r * qrow..(r + 1) * qrow]);
-            let floats = |v: &[f32]| lines(unsafe_bytes(&v[r * nb..(r + 1) * nb]));
-            floats(&self.scales);
-            if self.format.has_min() {
-                floats(&self.mins);
-            }
+    fn prefetch_rows(&self, rows: std::ops::Range<usize>) {
+        let (r0, r1) = (rows.start.min(self.rows), rows.end.min(self.rows));
+        let nb = self.blocks_per_row();
+        let qrow = nb * self.format.quant_bytes();
+        prefetch_lines(&self.quants[r0 * qrow..r1 * qrow]);
+        prefetch_lines(&self.scales[r0 * nb..r1 * nb]);
+        if self.format.has_min() {
+            prefetch_lines(&self.mins[r0 * nb..r1 * nb]);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = r;
     }
 
     /// Row `r` as `f32`: `q * d` (`Int8`) or `q * d + m` (`Nibble`), a product then a sum, the
@@ -239,11 +229,22 @@ impl QuantMatrix {
     }
 }
 
-/// The bytes of a slice of floats.
-#[cfg(target_arch = "x86_64")]
-fn unsafe_bytes(v: &[f32]) -> &[u8] {
-    // SAFETY: any initialised f32 is 4 initialised bytes; the length covers the same memory.
-    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
+/// Asks the CPU to start loading every cache line of `v` (a hint: nothing on other targets).
+#[inline]
+fn prefetch_lines<T>(v: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let (start, bytes) = (v.as_ptr() as *const i8, std::mem::size_of_val(v));
+        let mut off = 0;
+        while off < bytes {
+            // SAFETY: the address is inside the slice; a prefetch never faults anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.add(off)) };
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 /// Arguments of a quantised dot kernel over `MR` rows of `A` and `R` rows of `W`:
@@ -337,9 +338,7 @@ pub fn gemm_quantized(pool: &ThreadPool, a: MatRef<'_>, w: &QuantMatrix, c: MatM
             let mut j = n0;
             while j < n1 {
                 let (kernel, r) = if n1 - j >= wide_r { (wide, wide_r) } else { (narrow, 1) };
-                for ahead in j + r * ahead_groups..(j + r * (ahead_groups + 1)).min(n1) {
-                    w.prefetch_row(ahead);
-                }
+                w.prefetch_rows(j + r * ahead_groups..(j + r * (ahead_groups + 1)).min(n1));
                 let args = QArgs {
                     nb,
                     a: a_data.as_ptr().wrapping_add(row0 * lda),
