@@ -274,19 +274,12 @@ fn main() {
                 variant: Some(variant),
                 ..GemmOpts::default()
             };
-            let flops = 2.0 * (m * n * k) as f64;
             let mut run = |which: u8| {
-                let t = best_time(budget, || {
-                    let cm = MatMut::new(&mut c, m, n, n);
-                    let av = MatRef::new(&a, m, k, k);
-                    match which {
-                        0 => gemm(&pool, av, MatRef::new(&b, k, n, n), cm, &opts),
-                        1 => gemm(&pool, av, MatRef::transposed(&w, k, n, k), cm, &opts),
-                        _ => gemm_prepacked(&pool, av, &packed, cm, &opts),
-                    }
-                    black_box(&mut c);
-                });
-                flops / t / 1e9
+                gflops(budget, (m, k, n), &a, &mut c, |av, cm| match which {
+                    0 => gemm(&pool, av, MatRef::new(&b, k, n, n), cm, &opts),
+                    1 => gemm(&pool, av, MatRef::transposed(&w, k, n, k), cm, &opts),
+                    _ => gemm_prepacked(&pool, av, &packed, cm, &opts),
+                })
             };
             let (g_row, g_t, g_p) = (run(0), run(1), run(2));
             if std::env::var_os("MLC_BENCH_DEBUG").is_some() {
@@ -315,6 +308,22 @@ fn main() {
             }
         }
     }
+}
+
+/// GFLOP/s of `product(A, C)` for an `m x k` row-major `A` and `m x n` row-major `C` (best
+/// time within the budget).
+fn gflops(
+    budget: Duration,
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    c: &mut [f32],
+    mut product: impl FnMut(MatRef<'_>, MatMut<'_>),
+) -> f64 {
+    let t = best_time(budget, || {
+        product(MatRef::new(a, m, k, k), MatMut::new(c, m, n, n));
+        black_box(&mut *c);
+    });
+    2.0 * (m * n * k) as f64 / t / 1e9
 }
 
 /// A random block-quantised `[n, k]` weight (`k` a multiple of 32).
@@ -353,24 +362,19 @@ fn quant_table(args: &Args, shapes: &[(usize, usize, usize)], variant: KernelVar
                 variant: Some(variant),
                 ..GemmOpts::default()
             };
-            let flops = 2.0 * (m * n * k) as f64;
             let mut run = |which: u8| {
-                let t = best_time(budget, || {
-                    let cm = MatMut::new(&mut c, m, n, n);
-                    let av = MatRef::new(&a, m, k, k);
-                    match which {
-                        0 => gemm(&pool, av, MatRef::transposed(&w, k, n, k), cm, &opts),
-                        1 => gemm_quantized(&pool, av, &q8, cm, &opts),
-                        _ => gemm_quantized(&pool, av, &q4, cm, &opts),
-                    }
-                    black_box(&mut c);
+                let g = gflops(budget, (m, k, n), &a, &mut c, |av, cm| match which {
+                    0 => gemm(&pool, av, MatRef::transposed(&w, k, n, k), cm, &opts),
+                    1 => gemm_quantized(&pool, av, &q8, cm, &opts),
+                    _ => gemm_quantized(&pool, av, &q4, cm, &opts),
                 });
                 let bytes = match which {
                     0 => n * k * 4,
                     1 => q8.byte_size(),
                     _ => q4.byte_size(),
                 };
-                (flops / t / 1e9, bytes as f64 / t / 1e9)
+                // GB/s of weights: bytes per flop times flops per second.
+                (g, g * bytes as f64 / (2.0 * (m * n * k) as f64))
             };
             let (f, q8r, q4r) = (run(0), run(1), run(2));
             if args.json {

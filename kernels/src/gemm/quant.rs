@@ -148,7 +148,8 @@ impl QuantMatrix {
     /// the rows are contiguous.
     #[inline]
     fn prefetch_rows(&self, rows: std::ops::Range<usize>) {
-        let (r0, r1) = (rows.start.min(self.rows), rows.end.min(self.rows));
+        let r0 = rows.start.min(self.rows);
+        let r1 = rows.end.clamp(r0, self.rows);
         let nb = self.blocks_per_row();
         let qrow = nb * self.format.quant_bytes();
         prefetch_lines(&self.quants[r0 * qrow..r1 * qrow]);
