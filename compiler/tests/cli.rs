@@ -324,6 +324,41 @@ fn cpu_backend_runs_like_the_interpreter() {
     }
 }
 
+/// Under `perf record` (which sets `PERF_BUILDID_DIR`) the JIT's functions appear in
+/// `/tmp/perf-PID.map` under their kernels' names, one whole line each (the JIT compiles on one
+/// thread then, so lines from several threads cannot interleave).
+#[cfg(target_os = "linux")]
+#[test]
+fn jit_functions_are_named_for_perf() {
+    let dir = TempDir::new("perf");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mlc"))
+        .args(["run", "../examples/smollm2", "--backend", "cpu"])
+        .current_dir(crate_dir())
+        .env("PERF_BUILDID_DIR", dir.path("buildid"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mlc starts");
+    let map = PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+    let o = child.wait_with_output().expect("mlc runs");
+    assert_status(&o, 0);
+    let text = std::fs::read_to_string(&map).expect("the perf map was written");
+    let _ = std::fs::remove_file(&map);
+    let mut kernels = 0;
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert!(
+            parts.len() == 3 && u64::from_str_radix(parts[0], 16).is_ok() && u64::from_str_radix(parts[1], 16).is_ok(),
+            "a malformed perf map line: {line:?}"
+        );
+        kernels += usize::from(parts[2].starts_with("mlc_kernel_"));
+    }
+    // The 2-layer SmolLM2 compiles more than 8 distinct kernels (the threshold for compiling
+    // on several threads), and its first is named after its first kernel.
+    assert!(kernels > 8, "{kernels} named kernels in\n{text}");
+    assert!(text.contains("mlc_kernel_0_step_"), "{text}");
+}
+
 /// Bad flags and values are user errors (exit 1) with a message, never internal errors.
 #[test]
 fn bad_flag_values_are_user_errors() {

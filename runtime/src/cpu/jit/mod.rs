@@ -28,6 +28,9 @@
 //! Loops marked `vectorize` run four `f32` lanes at a time when their body allows it (see
 //! `simd.rs`), with a scalar tail; their results are bit-identical to the scalar loop.
 //!
+//! Each compiled function is named after its first kernel (`mlc_kernel_INDEX_NAME`), so
+//! `perf record` / `perf report` profiles name the kernels.
+//!
 //! The lowering itself (`lower.rs`, over `codegen.rs` and `simd.rs`) is generic over
 //! `cranelift_module::Module`: the JIT defines the kernels in a `cranelift_jit::JITModule`,
 //! [`crate::cpu::aot`] in a `cranelift_object::ObjectModule`, through the same code.
@@ -171,7 +174,10 @@ impl JitModule {
                 })
             })
             .collect();
-        let threads = if unique.len() < PARALLEL_MIN_KERNELS {
+        // Under `perf record` (which sets PERF_BUILDID_DIR), Cranelift appends a line per
+        // function to the profile's symbol map: one thread, so that the lines do not interleave.
+        let profiled = std::env::var_os("PERF_BUILDID_DIR").is_some();
+        let threads = if unique.len() < PARALLEL_MIN_KERNELS || profiled {
             1
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
@@ -334,7 +340,10 @@ fn compile_part(
                 let Some(k) = kernels.get(i) else {
                     return Ok(());
                 };
-                let (id, vectorized) = lowerer.define(&mut module, k, None).map_err(|e| (i, e))?;
+                // Named for profilers: under `perf record`, Cranelift writes each function's
+                // address and name to /tmp/perf-PID.map, where `perf report` finds them.
+                let symbol = format!("mlc_kernel_{i}_{}", k.name);
+                let (id, vectorized) = lowerer.define(&mut module, k, Some(&symbol)).map_err(|e| (i, e))?;
                 declared.push((i, id, vectorized));
             }
         });
