@@ -129,14 +129,16 @@ impl<'a> KernelBuilder<'a> {
         off
     }
 
-    /// The multi-index of a row-major offset.
+    /// The multi-index of a row-major offset (one inside the shape: leading axes of size 1
+    /// get index 0, and the outermost other axis the rest of the offset, with no remainder).
     fn delinearize(&mut self, off: IExpr, shape: &[Dim]) -> Vec<IExpr> {
         let mut idx = vec![IExpr::Const(0); shape.len()];
         let mut rest = off;
-        for k in (0..shape.len()).rev() {
+        let outer = shape.iter().position(|d| d.as_const() != Some(1)).unwrap_or(0);
+        for k in (outer..shape.len()).rev() {
             let n = self.dim(&shape[k]);
-            if k == 0 {
-                idx[0] = rest.clone();
+            if k == outer {
+                idx[k] = rest.clone();
             } else {
                 idx[k] = Rem::rem(rest.clone(), n.clone());
                 rest = Div::div(rest, n);

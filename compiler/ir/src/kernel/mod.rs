@@ -200,19 +200,26 @@ impl IExpr {
     }
 }
 
-/// `a + b`, simplified: constants fold, and `(x / n) * n + x % n` is `x` (a multi-index split
-/// from a flat index and flattened again).
+/// `a + b`, simplified: constants fold, and a multi-index split from a flat index and
+/// flattened again gives the flat index back: `(x / n) * n + x % n` is `x`, and
+/// `(a + x / n) * n + x % n` is `a * n + x` (the outer axes of a row-major offset, as
+/// `linearize` builds it, are the left operand of the inner sum).
 impl std::ops::Add for IExpr {
     type Output = IExpr;
 
     fn add(self, b: IExpr) -> IExpr {
-        if let (IExpr::Mul(q, n1), IExpr::Rem(x2, n2)) = (&self, &b)
-            && let IExpr::Div(x1, n0) = q.as_ref()
-            && x1 == x2
-            && n0 == n1
+        if let (IExpr::Mul(s, n1), IExpr::Rem(x, n2)) = (&self, &b)
             && n1 == n2
         {
-            return x1.as_ref().clone();
+            let is_quotient = |q: &IExpr| matches!(q, IExpr::Div(x1, n0) if x1 == x && n0 == n1);
+            if is_quotient(s) {
+                return x.as_ref().clone();
+            }
+            if let IExpr::Add(a, q) = s.as_ref()
+                && is_quotient(q)
+            {
+                return a.as_ref().clone() * n1.as_ref().clone() + x.as_ref().clone();
+            }
         }
         match (self, b) {
             (IExpr::Const(0), x) | (x, IExpr::Const(0)) => x,
