@@ -335,10 +335,10 @@ fn random_quant(format: QuantFormat, n: usize, k: usize) -> QuantMatrix {
     } else {
         Vec::new()
     };
-    let quants = rand_vec(blocks * format.quant_bytes(), 6)
-        .iter()
-        .map(|x| ((x + 0.5) * 255.0) as u8)
-        .collect();
+    // Filled the way `GgufFile::quantized` fills its blocks (reserved, then extended).
+    let qb = blocks * format.quant_bytes();
+    let mut quants: Vec<u8> = Vec::with_capacity(qb);
+    quants.extend(rand_vec(qb, 6).iter().map(|x| ((x + 0.5) * 255.0) as u8));
     QuantMatrix::new(format, n, k, scales, mins, quants).expect("consistent parts")
 }
 

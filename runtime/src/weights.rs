@@ -209,7 +209,8 @@ impl Weights {
 
     /// Keeps `q`, the same matrix as the bound `f32[rows, cols]` parameter `name` in blocks (from
     /// [`GgufFile::quantized`](crate::GgufFile::quantized)), beside it for the model's life.
-    /// Products with few rows (`M <= 16`: decoding) that read the parameter as a Linear weight,
+    /// Products with few rows (decoding: at most 4, or up to 8 with short rows, see
+    /// [`mlc_kernels::gemm::quantized_pays_off`]) that read the parameter as a Linear weight,
     /// `x @ transpose(name)`, then read the blocks, several times fewer bytes, instead of the
     /// `f32` values; everything else still reads the `f32` tensor.
     ///

@@ -80,7 +80,7 @@ pub use batched::{BatchMatMut, BatchMatRef, gemm_batched};
 pub use driver::SKINNY_M;
 pub use epilogue::{Activation, Epilogue, Residual};
 pub use pack::PackedB;
-pub use quant::{QBLOCK, QuantError, QuantFormat, QuantMatrix, gemm_quantized};
+pub use quant::{QBLOCK, QuantError, QuantFormat, QuantMatrix, gemm_quantized, quantized_pays_off};
 
 use crate::threadpool::ThreadPool;
 

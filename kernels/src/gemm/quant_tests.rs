@@ -196,3 +196,14 @@ fn mismatched_shapes_panic() {
         &GemmOpts::default(),
     );
 }
+
+#[test]
+fn blocks_pay_off_for_few_short_rows() {
+    // At most 4 rows always; up to the kernel's rows (4 or 8) when they fit in 48 KiB; never
+    // 9 or more (each block would be decoded twice).
+    assert!(quantized_pays_off(1, 1 << 20) && quantized_pays_off(4, 4096));
+    assert!(!quantized_pays_off(8, 4096) && !quantized_pays_off(9, 64) && !quantized_pays_off(16, 576));
+    let eight_short = quantized_pays_off(8, 576);
+    let cap8 = KernelVariant::detect() == KernelVariant::Avx512;
+    assert_eq!(eight_short, cap8);
+}

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use mlc_ir::{Activation, BufId, BufKind, DType, Dim, MatMulEpilogue, Op, Origin, TensorType};
-use mlc_kernels::gemm::SKINNY_M;
+use mlc_kernels::gemm::{SKINNY_M, quantized_pays_off};
 use mlc_kernels::{
     BatchMatMut, BatchMatRef, Epilogue, GemmOpts, MatMut, MatRef, Residual, gemm, gemm_batched, gemm_prepacked,
     gemm_quantized,
@@ -147,9 +147,10 @@ impl Exec<'_> {
             _ => None,
         };
         let packed = weight.and_then(|name| self.weights.packed(name, b_transposed));
-        // A few rows times a Linear weight with a block-quantised copy: read the blocks.
+        // A few rows times a Linear weight with a block-quantised copy: read the blocks, where
+        // that beats the f32 weights (`quantized_pays_off`).
         let quantized = match &plan.bufs[b as usize].kind {
-            BufKind::Param(name) if rows <= SKINNY_M && b_transposed && shape_b.len() == 2 => {
+            BufKind::Param(name) if quantized_pays_off(rows, k) && b_transposed && shape_b.len() == 2 => {
                 self.weights.quantized(name).filter(|q| q.cols() == k && q.rows() == n)
             }
             _ => None,
