@@ -9,7 +9,8 @@
 //!
 //! ## What lives where
 //!
-//! - A temporary written by a kernel, an `f32` product or a loop gets an arena offset.
+//! - A temporary written by a kernel, an `f32` product, a `concat` or a loop gets an arena
+//!   offset.
 //! - The entry's outputs are typed allocations ([`super::storage::RawBuf`]) that become the
 //!   returned tensors without a copy: fresh ones, or those of the tensors handed to
 //!   `Session::run_into`. (Fresh memory costs a page fault per 4 KiB on first write, which for
@@ -19,7 +20,8 @@
 //! - Kernels write every element of what they write (the scheduler's kernels do), so no place
 //!   is cleared before a run; debug builds fill the arena with NaNs to catch a read of a place
 //!   not written in this run.
-//! - Results of reference ops (`Step::Op`, products of other dtypes) stay owned host tensors;
+//! - Results of other reference ops (`Step::Op`, products of other dtypes) stay owned host
+//!   tensors;
 //!   they get no arena space. Inputs are views of the caller's tensors; weights and constants
 //!   are shared host tensors.
 //!
@@ -39,7 +41,7 @@
 
 use std::sync::Arc;
 
-use mlc_ir::{Bindings, BufKind, DType, FunctionPlan, ModulePlan, Step};
+use mlc_ir::{Bindings, BufKind, DType, FunctionPlan, ModulePlan, Op, Step};
 use mlc_sched::memory::{ALIGN, plan_arena, step_access};
 
 use super::buffers::eval_buf_shapes;
@@ -281,8 +283,8 @@ impl Ctx<'_> {
     }
 }
 
-/// Which temporaries of `f` go in the arena: those written by a kernel, an `f32` product or a
-/// loop, except the entry's outputs.
+/// Which temporaries of `f` go in the arena: those written by a kernel, an `f32` product, a
+/// `concat` or a loop, except the entry's outputs.
 fn arena_buffers(plan: &ModulePlan, f: &FunctionPlan, entry: bool) -> Vec<bool> {
     let mut yes = vec![false; f.bufs.len()];
     for step in &f.steps {
@@ -293,6 +295,11 @@ fn arena_buffers(plan: &ModulePlan, f: &FunctionPlan, entry: bool) -> Vec<bool> 
                 if f32(*a) && f32(*b) { vec![*out] } else { Vec::new() }
             }
             Step::Attention { out, .. } => vec![*out],
+            Step::Op {
+                op: Op::Concat { .. },
+                outputs,
+                ..
+            } => outputs.clone(),
             Step::Op { .. } => Vec::new(),
         };
         for b in writes {
@@ -301,9 +308,11 @@ fn arena_buffers(plan: &ModulePlan, f: &FunctionPlan, entry: bool) -> Vec<bool> 
             }
         }
     }
-    // A buffer an `Op` step writes holds the op's host tensor.
+    // A buffer another `Op` step writes holds the op's host tensor.
     for step in &f.steps {
-        if let Step::Op { outputs, .. } = step {
+        if let Step::Op { op, outputs, .. } = step
+            && !matches!(op, Op::Concat { .. })
+        {
             for &b in outputs {
                 if let Some(y) = yes.get_mut(b as usize) {
                     *y = false;

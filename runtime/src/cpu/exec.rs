@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use mlc_ir::{Bindings, BufId, BufKind, FunctionPlan, ModulePlan, Origin, Step, TensorType};
+use mlc_ir::{Bindings, BufId, BufKind, FunctionPlan, ModulePlan, Op, Origin, Step, TensorType};
 use mlc_kernels::ThreadPool;
 
 use super::arena::{Arena, FnLayout, LoopLayout};
@@ -287,6 +287,11 @@ impl Exec<'_> {
                 outputs,
                 origin,
             } => {
+                if let (Op::Concat { axis }, [out]) = (op, outputs.as_slice())
+                    && self.concat(table, *axis, inputs, *out)?
+                {
+                    return Ok(());
+                }
                 let args = inputs.iter().map(|&b| table.tensor(b)).collect::<Result<Vec<_>, _>>()?;
                 let types: Vec<TensorType> = outputs.iter().map(|&b| table.ty(b).clone()).collect();
                 let results = eval_op(op, origin, &args, &types, self.bindings, self.opts)?;

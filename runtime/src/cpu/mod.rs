@@ -14,14 +14,15 @@
 //!   strides, a transposed `B` read in place), the reference product for other dtypes;
 //! - `Step::Attention` runs `mlc_kernels::attention` (blocked online softmax, no score matrix)
 //!   on strided views of its buffers, masks broadcast with zero strides;
-//! - `Step::Op` runs one Graph IR op through [`crate::interp::eval_op`];
+//! - `Step::Op` runs one Graph IR op through [`crate::interp::eval_op`], except `concat`, which
+//!   copies its inputs straight into its output's place in the arena (`concat.rs`);
 //! - `Step::Loop` runs its body plan once per iteration (the semantics of `mlc_ir::LoopOp`).
 //!
 //! Buffers that kernels, `f32` products and loops write live in the session's [`Arena`]: one
 //! allocation, laid out by `mlc_sched::memory` (liveness, in-place reuse) once per set of dim
 //! bindings and reused by every run; loop bodies get two regions used by alternate iterations
 //! (see [`arena`]). Inputs are read in place from the caller's tensors; weights, constants and
-//! results of `Op` steps are shared host tensors; the entry's outputs are written into fresh
+//! results of other `Op` steps are shared host tensors; the entry's outputs are written into fresh
 //! allocations that become the returned tensors. Every buffer always holds exactly its declared
 //! dtype and evaluated shape, which is what makes handing raw addresses to kernels sound.
 //!
@@ -34,6 +35,7 @@ pub mod jit;
 pub mod arena;
 mod attention;
 mod buffers;
+mod concat;
 mod control;
 mod exec;
 mod kernels;
