@@ -197,6 +197,13 @@ fn every_example_plan_has_a_sound_compact_arena() {
                 })
                 .collect();
             let layout = mlc_sched::memory::plan_arena(&plan, f, &sizes);
+            // What the runtime lays out (without the statistics) is this layout.
+            assert_eq!(
+                mlc_sched::memory::place_arena(&plan, f, &sizes),
+                (layout.offsets.clone(), layout.peak),
+                "{name}/{}",
+                f.name
+            );
             let life = mlc_sched::memory::lifetimes(&plan, f);
             for a in 0..f.bufs.len() {
                 for b in a + 1..f.bufs.len() {

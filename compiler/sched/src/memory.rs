@@ -136,8 +136,41 @@ fn align(n: usize) -> usize {
 
 /// Lays out the temporaries of `f` given every buffer's size in bytes: greedy by size (largest
 /// first, each at the lowest offset that overlaps no placed buffer alive at the same time),
-/// after merging in-place pairs into one block.
+/// after merging in-place pairs into one block; with the statistics `mlc build --stats` prints.
 pub fn plan_arena(plan: &ModulePlan, f: &FunctionPlan, sizes: &[usize]) -> ArenaLayout {
+    let (offsets, peak, life, span) = place(plan, f, sizes);
+    let n = f.bufs.len();
+    let total = (0..n).filter(|&b| life[b].is_some()).map(|b| align(sizes[b])).sum();
+    let steps = f.steps.len() + 1;
+    let max_live = (0..steps)
+        .map(|t| {
+            (0..n)
+                .filter(|&b| span[b].is_some_and(|l| l.first <= t && t <= l.last))
+                .map(|b| align(sizes[b]))
+                .sum::<usize>()
+        })
+        .max()
+        .unwrap_or(0);
+    ArenaLayout {
+        offsets,
+        peak,
+        total,
+        max_live,
+    }
+}
+
+/// [`plan_arena`]'s offsets and peak alone, without its statistics (whose largest live set
+/// costs a pass over every buffer at every step): what a runtime needs each time the dims
+/// change, which a decoding loop does every token.
+pub fn place_arena(plan: &ModulePlan, f: &FunctionPlan, sizes: &[usize]) -> (Vec<Option<usize>>, usize) {
+    let (offsets, peak, _, _) = place(plan, f, sizes);
+    (offsets, peak)
+}
+
+/// Offsets, peak, lifetimes, and the lifetimes of the blocks after merging in-place pairs.
+type Placed = (Vec<Option<usize>>, usize, Vec<Option<Lifetime>>, Vec<Option<Lifetime>>);
+
+fn place(plan: &ModulePlan, f: &FunctionPlan, sizes: &[usize]) -> Placed {
     let life = lifetimes(plan, f);
     let n = f.bufs.len();
     // Union in-place pairs: `owner[b]` is the buffer whose block `b` shares.
@@ -183,21 +216,5 @@ pub fn plan_arena(plan: &ModulePlan, f: &FunctionPlan, sizes: &[usize]) -> Arena
             offsets[b] = offsets[owner[b]];
         }
     }
-    let total = (0..n).filter(|&b| life[b].is_some()).map(|b| align(sizes[b])).sum();
-    let steps = f.steps.len() + 1;
-    let max_live = (0..steps)
-        .map(|t| {
-            (0..n)
-                .filter(|&b| span[b].is_some_and(|l| l.first <= t && t <= l.last))
-                .map(|b| align(sizes[b]))
-                .sum::<usize>()
-        })
-        .max()
-        .unwrap_or(0);
-    ArenaLayout {
-        offsets,
-        peak,
-        total,
-        max_live,
-    }
+    (offsets, peak, life, span)
 }

@@ -1,5 +1,5 @@
 //! The session's arena: one allocation holding every intermediate buffer that kernels and
-//! matrix products write, at offsets laid out by [`mlc_sched::memory::plan_arena`] (liveness,
+//! matrix products write, at offsets laid out by [`mlc_sched::memory::place_arena`] (liveness,
 //! in-place reuse) for the sizes one set of dim bindings gives.
 //!
 //! [`Arena::layout`] caches the layout of each entry point per set of bindings (a few sets
@@ -42,7 +42,7 @@
 use std::sync::Arc;
 
 use mlc_ir::{Bindings, BufKind, DType, FunctionPlan, ModulePlan, Op, Step};
-use mlc_sched::memory::{ALIGN, plan_arena, step_access};
+use mlc_sched::memory::{ALIGN, place_arena, step_access};
 
 use super::buffers::eval_buf_shapes;
 use crate::error::RuntimeError;
@@ -238,14 +238,14 @@ fn region(plan: &ModulePlan, f: &FunctionPlan, shapes: &[Vec<usize>], entry: boo
             }
         })
         .collect();
-    let arena = plan_arena(plan, f, &sizes);
+    let (offsets, peak) = place_arena(plan, f, &sizes);
     let places = (0..f.bufs.len())
-        .map(|b| match arena.offsets[b] {
+        .map(|b| match offsets[b] {
             Some(off) if sizes[b] > 0 => Place::Arena(off),
             _ => Place::Own,
         })
         .collect();
-    (places, align(arena.peak))
+    (places, align(peak))
 }
 
 struct Ctx<'a> {
