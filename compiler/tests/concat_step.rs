@@ -3,13 +3,11 @@
 //! and boolean dtypes, empty inputs; the values are exactly the interpreter's at 1 and 2
 //! threads.
 
-use mlc_compiler::driver::compile_source_optimized;
-use mlc_compiler::lower::LowerOptions;
-use mlc_ir::{Module, Op, Step};
+use mlc_ir::{Op, Step};
 use mlc_runtime::init_inputs;
 
 mod common;
-use common::{assert_close, bind, cpu_sessions, interpreter_and_cpu};
+use common::{assert_sessions_agree, bind, compile, cpu_sessions};
 
 const SRC: &str = r#"
 model Concats {
@@ -27,14 +25,9 @@ model Concats {
 }
 "#;
 
-fn module() -> Module {
-    compile_source_optimized("concats.dsl", SRC, &LowerOptions::default())
-        .unwrap_or_else(|e| panic!("the test program does not compile:\n{e}"))
-}
-
 #[test]
 fn concat_steps_give_the_interpreters_values() {
-    let m = module();
+    let m = compile("concats.dsl", SRC);
     let plan = mlc_sched::plan_module(&m).expect("plans");
     let concats = |entry: &str| {
         let f = plan.function(entry).expect("entry");
@@ -61,11 +54,7 @@ fn concat_steps_give_the_interpreters_values() {
         ("ints", &[("B", 3), ("P", 4)][..]),
     ] {
         let inputs = init_inputs(m.function(entry).expect("entry"), &bind(dims), 4).expect("inputs");
-        for (threads, session) in &mut sessions {
-            let what = format!("{entry} {dims:?}, {threads} threads");
-            for (name, want, got) in interpreter_and_cpu(&m, &weights, session, entry, &inputs, &what) {
-                assert_close(&format!("{what}: {name}"), &want, &got, 0.0);
-            }
-        }
+        let what = format!("{entry} {dims:?}");
+        assert_sessions_agree(&m, &weights, &mut sessions, entry, &inputs, 0.0, &what);
     }
 }

@@ -5,13 +5,11 @@
 //! were a fifth of SmolLM2's decoding time), and the CPU backend must still compute the
 //! interpreter's values.
 
-use mlc_compiler::driver::compile_source_optimized;
-use mlc_compiler::lower::LowerOptions;
-use mlc_ir::{IExpr, Module, Step, print_kernel};
+use mlc_ir::{IExpr, Step, print_kernel};
 use mlc_runtime::init_inputs;
 
 mod common;
-use common::{assert_close, bind, cpu_sessions, interpreter_and_cpu};
+use common::{assert_sessions_agree, bind, compile, cpu_sessions};
 
 const SRC: &str = r#"
 model Slices {
@@ -24,14 +22,9 @@ model Slices {
 }
 "#;
 
-fn module() -> Module {
-    compile_source_optimized("slices.dsl", SRC, &LowerOptions::default())
-        .unwrap_or_else(|e| panic!("the test program does not compile:\n{e}"))
-}
-
 #[test]
 fn slices_of_row_major_buffers_read_plain_offsets() {
-    let m = module();
+    let m = compile("slices.dsl", SRC);
     let plan = mlc_sched::plan_module(&m).expect("plans");
     for entry in ["layer", "unit"] {
         let f = plan.function(entry).expect("entry");
@@ -57,12 +50,7 @@ fn slices_of_row_major_buffers_read_plain_offsets() {
         ("unit", &[("B", 2), ("H", 3)][..]),
     ] {
         let inputs = init_inputs(m.function(entry).expect("entry"), &bind(dims), 2).expect("inputs");
-        for (threads, session) in &mut sessions {
-            let what = format!("{entry}, {threads} threads");
-            for (name, want, got) in interpreter_and_cpu(&m, &weights, session, entry, &inputs, &what) {
-                assert_close(&format!("{what}: {name}"), &want, &got, 0.0);
-            }
-        }
+        assert_sessions_agree(&m, &weights, &mut sessions, entry, &inputs, 0.0, entry);
     }
 }
 

@@ -3,13 +3,11 @@
 //! epilogue included; longer products keep the f32 path; a copy that is not the weight's values
 //! is refused.
 
-use mlc_compiler::driver::compile_source_optimized;
-use mlc_compiler::lower::LowerOptions;
 use mlc_ir::Module;
 use mlc_runtime::{Model, QuantFormat, QuantMatrix, Tensor, WeightError, Weights, init_inputs};
 
 mod common;
-use common::{assert_close, bind, interpreter_and_cpu};
+use common::{assert_close, bind, compile, interpreter_and_cpu};
 
 const SRC: &str = r#"
 import std.nn.{Linear}
@@ -25,11 +23,6 @@ model Test {
   }
 }
 "#;
-
-fn module() -> Module {
-    compile_source_optimized("test.dsl", SRC, &LowerOptions::default())
-        .unwrap_or_else(|e| panic!("the test program does not compile:\n{e}"))
-}
 
 /// A `rows x cols` matrix of random blocks (xorshift from `seed`) with values centred on 0, as
 /// in trained weights: scales in [0.01, 0.03), minimums near `-7.5` scales (Nibble).
@@ -77,7 +70,7 @@ fn quantized_weights(m: &Module) -> (Named<Tensor>, Named<QuantMatrix>) {
 
 #[test]
 fn few_rows_read_the_blocks_and_agree_with_the_interpreter() {
-    let m = module();
+    let m = compile("test.dsl", SRC);
     let (tensors, copies) = quantized_weights(&m);
     let plain = Weights::from_tensors(&m, tensors).expect("weights");
     let mut with_blocks = plain.clone();
@@ -119,7 +112,7 @@ fn few_rows_read_the_blocks_and_agree_with_the_interpreter() {
 
 #[test]
 fn a_copy_that_is_not_the_weight_is_refused() {
-    let m = module();
+    let m = compile("test.dsl", SRC);
     let (tensors, copies) = quantized_weights(&m);
     let mut weights = Weights::from_tensors(&m, tensors).expect("weights");
     let (_, up) = &copies[0];

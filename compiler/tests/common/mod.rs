@@ -89,3 +89,29 @@ pub fn assert_close(what: &str, want: &mlc_runtime::Tensor, got: &mlc_runtime::T
         );
     }
 }
+
+/// Compiles a test program (`file` names it in messages) with the default options, through the
+/// whole pipeline; panics with the diagnostics if it does not compile.
+pub fn compile(file: &str, src: &str) -> mlc_ir::Module {
+    mlc_compiler::driver::compile_source_optimized(file, src, &mlc_compiler::lower::LowerOptions::default())
+        .unwrap_or_else(|e| panic!("the test program does not compile:\n{e}"))
+}
+
+/// Runs `entry` on `inputs` through the interpreter and through each session, and asserts every
+/// output of every session within `tol` of the interpreter's (see [`assert_close`]).
+pub fn assert_sessions_agree(
+    m: &mlc_ir::Module,
+    weights: &mlc_runtime::Weights,
+    sessions: &mut [(usize, mlc_runtime::Session)],
+    entry: &str,
+    inputs: &[(String, mlc_runtime::Tensor)],
+    tol: f64,
+    what: &str,
+) {
+    for (threads, session) in sessions {
+        let what = format!("{what}, {threads} threads");
+        for (name, want, got) in interpreter_and_cpu(m, weights, session, entry, inputs, &what) {
+            assert_close(&format!("{what}: {name}"), &want, &got, tol);
+        }
+    }
+}
