@@ -224,20 +224,17 @@ impl Weights {
                 expected: found,
             });
         };
-        let (Some(values), &[rows, cols]) = (t.as_f32(), t.shape()) else {
-            return Err(WeightError::Mismatch {
-                name: name.to_string(),
-                expected: t.type_string(),
-                found,
-            });
+        let (rows, cols) = (q.rows(), q.cols());
+        let values = match (t.as_f32(), t.shape()) {
+            (Some(values), shape) if shape == [rows, cols] => values,
+            _ => {
+                return Err(WeightError::Mismatch {
+                    name: name.to_string(),
+                    expected: t.type_string(),
+                    found,
+                });
+            }
         };
-        if (rows, cols) != (q.rows(), q.cols()) {
-            return Err(WeightError::Mismatch {
-                name: name.to_string(),
-                expected: t.type_string(),
-                found,
-            });
-        }
         let mut row = vec![0.0f32; cols];
         for (r, want) in values.chunks_exact(cols.max(1)).enumerate().take(rows) {
             q.dequantize_row(r, &mut row);

@@ -330,25 +330,12 @@ fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> bool {
                 }
             }
         }
-        GgmlType::Q4_1 => {
-            for (o, b) in out.chunks_exact_mut(32).zip(bytes.chunks_exact(20)) {
-                let d = half(&b[0..2]);
-                let m = half(&b[2..4]);
-                let (lo, hi) = o.split_at_mut(16);
-                for ((l, h), &q) in lo.iter_mut().zip(hi).zip(&b[4..20]) {
-                    *l = f32::from(q & 0x0F) * d + m;
-                    *h = f32::from(q >> 4) * d + m;
-                }
-            }
-        }
-        GgmlType::Q8_0 => {
-            for (o, b) in out.chunks_exact_mut(32).zip(bytes.chunks_exact(34)) {
-                let d = half(&b[0..2]);
-                for (x, &q) in o.iter_mut().zip(&b[2..34]) {
-                    *x = f32::from(q as i8) * d;
-                }
-            }
-        }
+        // One definition of these formats' values: the blocks' own, which the quantised
+        // products read.
+        GgmlType::Q4_1 | GgmlType::Q8_0 => match blocks(ty, 1, out.len(), bytes) {
+            Ok(Some(q)) => q.dequantize_row(0, out),
+            _ => return false,
+        },
         _ => return false,
     }
     true
